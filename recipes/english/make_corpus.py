@@ -1,0 +1,532 @@
+"""Build the training and dev corpora for the shipped English model.
+
+Writes, under --out:
+  synth/<split>/<book>/<key>.wav  synthetic speech (espeak-ng, flite, festival), 16 kHz mono 16-bit
+  real_sp/<source>/<stem>_sp<f>.wav  speed-perturbed copies of the real training clips
+  train.tsv, dev_*.tsv            manifests: audio_path<TAB>transcript, no header
+  stats.json                      hours and clip counts per manifest and per source
+
+Resumable: a wav that already exists is not made again, and each wav is written under a temporary
+name and renamed into place. Run it again with the same arguments to finish an interrupted build.
+See recipes/english/README.md.
+"""
+
+import argparse
+import json
+import logging
+import math
+import multiprocessing
+import os
+import random
+import subprocess
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+LOG = logging.getLogger("make_corpus")
+
+SAMPLE_RATE = 16000
+DEV_BOOKS = ("pg11", "pg844")  # Alice, Earnest: text held out of training
+DEV_SYNTH_SENTENCES = 300
+MIN_SECONDS, MAX_SECONDS = 0.5, 20.0  # synthetic clips outside this are dropped from manifests
+WORDS_PER_SECOND = 3.1  # planning estimate (fits the trial: ~3.6 s per sentence); stats.json has measured hours
+ENGINE_SHARE = {"espeak": 0.55, "flite": 0.30, "festival": 0.15}  # by hours
+AUGMENT_FRACTION = 0.5
+CHUNK_SIZE = {"espeak": 25, "flite": 25, "festival": 40}  # festival: one process per chunk
+SPEED_FACTORS = (0.9, 1.1)
+
+# mb-* (mbrola) voices need the mbrola binary and are left out.
+ESPEAK_VOICES = [
+    "en-us", "en", "en-gb-scotland", "en-gb-x-rp", "en-029",
+    "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-us-nyc",
+]
+# Human-sounding variants; robots, whispers, croaks and effects are left out.
+ESPEAK_VARIANTS = (
+    [f"m{i}" for i in range(1, 9)] + [f"f{i}" for i in range(1, 6)]
+    + ["klatt", "klatt2", "klatt3", "klatt4", "klatt5", "klatt6"]
+    + ["adam", "Alex", "Alicia", "Andrea", "Andy", "Annie", "aunty", "belinda", "benjamin",
+       "caleb", "david", "ed", "edward", "Gene", "grandma", "grandpa", "iven", "john",
+       "Lee", "linda", "max", "Michael", "Mike", "norbert", "paul", "quincy", "rob",
+       "robert", "shelby", "steph", "travis", "victor", "zac"]
+)
+FLITE_VOICES = ["kal", "kal16", "awb", "rms", "slt"]  # awb_time only speaks clock times
+FESTIVAL_VOICES = ["kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts"]
+
+
+@dataclass
+class SynthItem:
+    key: str  # <book>_<line>, unique over the corpus
+    split: str  # "train" or "dev_synth"
+    tts_text: str  # original casing and punctuation, for prosody
+    transcript: str  # normalised sentence
+    engine: str
+    voice: str
+    rate: float  # espeak: words per minute; flite/festival: duration stretch
+    pitch: int  # espeak only
+    augment: bool
+    seed: int
+
+    @property
+    def relpath(self) -> str:
+        book = self.key.split("_")[0]
+        return f"synth/{self.split}/{book}/{self.key}.wav"
+
+
+# ---------------------------------------------------------------- planning
+
+
+def load_sentences(text_dir: Path, books: list[str]) -> list[tuple[str, str, str]]:
+    """(key, original line, normalised line) for every sentence of the given books."""
+    sentences = []
+    for book in books:
+        originals = (text_dir / "original" / f"{book}.txt").read_text().splitlines()
+        normalised = (text_dir / "normalized" / f"{book}.txt").read_text().splitlines()
+        assert len(originals) == len(normalised), book
+        for line, (orig, norm) in enumerate(zip(originals, normalised)):
+            if norm.strip():
+                sentences.append((f"{book}_{line:05d}", orig.strip(), norm.strip()))
+    return sentences
+
+
+def estimated_seconds(text: str) -> float:
+    return len(text.split()) / WORDS_PER_SECOND + 0.5
+
+
+def choose_voice(engine: str, rng: random.Random) -> tuple[str, float, int]:
+    """(voice, rate, pitch) drawn at random for one clip."""
+    if engine == "espeak":
+        voice = f"{rng.choice(ESPEAK_VOICES)}+{rng.choice(ESPEAK_VARIANTS)}"
+        return voice, rng.randint(120, 210), rng.randint(30, 70)
+    voices = FLITE_VOICES if engine == "flite" else FESTIVAL_VOICES
+    return rng.choice(voices), round(rng.uniform(0.85, 1.2), 3), 0
+
+
+def make_item(sentence, split, engine, augment, rng) -> SynthItem:
+    key, original, normalised = sentence
+    voice, rate, pitch = choose_voice(engine, rng)
+    return SynthItem(key, split, original, normalised, engine, voice, rate, pitch,
+                     augment, rng.randrange(2**31))
+
+
+def plan_train(sentences, hours: float, rng: random.Random) -> list[SynthItem]:
+    """Draw sentences until each engine's share of `hours` is (estimated to be) filled."""
+    budget = {engine: share * hours * 3600 for engine, share in ENGINE_SHARE.items()}
+    items = []
+    for sentence in rng.sample(sentences, len(sentences)):
+        open_engines = [e for e, left in budget.items() if left > 0]
+        if not open_engines:
+            break
+        engine = rng.choices(open_engines, [ENGINE_SHARE[e] for e in open_engines])[0]
+        budget[engine] -= estimated_seconds(sentence[2])
+        items.append(make_item(sentence, "train", engine, rng.random() < AUGMENT_FRACTION, rng))
+    return items
+
+
+def plan_dev_synth(sentences, rng: random.Random) -> list[SynthItem]:
+    chosen = rng.sample(sentences, min(DEV_SYNTH_SENTENCES, len(sentences)))
+    engines, shares = zip(*ENGINE_SHARE.items())
+    return [make_item(s, "dev_synth", rng.choices(engines, shares)[0], False, rng) for s in chosen]
+
+
+def make_chunks(items: list[SynthItem], rng: random.Random) -> list[list[SynthItem]]:
+    """Chunks of one engine; festival chunks are sorted by voice to limit voice switches."""
+    chunks = []
+    for engine, size in CHUNK_SIZE.items():
+        group = sorted((i for i in items if i.engine == engine), key=lambda i: (i.voice, i.key))
+        chunks += [group[start:start + size] for start in range(0, len(group), size)]
+    rng.shuffle(chunks)
+    return chunks
+
+
+# ---------------------------------------------------------------- audio
+
+
+def resample(wave: np.ndarray, orig_sr: int, new_sr: int) -> np.ndarray:
+    if orig_sr == new_sr:
+        return wave
+    import torch
+    import torchaudio.functional as F
+
+    divisor = math.gcd(orig_sr, new_sr)
+    tensor = torch.from_numpy(wave.astype(np.float32))
+    return F.resample(tensor, orig_sr // divisor, new_sr // divisor).numpy()
+
+
+def read_mono_16k(path) -> np.ndarray:
+    wave, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    return resample(wave.mean(axis=1), sr, SAMPLE_RATE)
+
+
+def write_wav(wave: np.ndarray, path: Path) -> None:
+    """Write 16-bit wav atomically: temp name in the same folder, then os.replace."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    peak = float(np.max(np.abs(wave))) if wave.size else 0.0
+    if peak > 0.99:
+        wave = wave * (0.99 / peak)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    sf.write(str(tmp), wave, SAMPLE_RATE, subtype="PCM_16", format="WAV")
+    os.replace(tmp, path)
+
+
+def speed_perturb(wave: np.ndarray, factor: float) -> np.ndarray:
+    """Play `factor` times faster (pitch moves too), as Kaldi-style speed perturbation."""
+    return resample(wave, int(round(SAMPLE_RATE * factor)), SAMPLE_RATE)
+
+
+def coloured_noise(n: int, colour: str, rng: np.random.Generator) -> np.ndarray:
+    spectrum = np.fft.rfft(rng.standard_normal(n))
+    freqs = np.fft.rfftfreq(n, 1 / SAMPLE_RATE)
+    freqs[0] = freqs[1] if n > 1 else 1.0
+    exponent = {"white": 0.0, "pink": 0.5, "brown": 1.0}[colour]
+    noise = np.fft.irfft(spectrum / freqs**exponent, n)
+    return noise / (np.std(noise) + 1e-9)
+
+
+def add_noise(wave, rng):
+    snr_db = rng.uniform(10, 30)
+    noise = coloured_noise(len(wave), rng.choice(["white", "pink", "brown"]), rng)
+    speech_power = np.mean(wave**2) + 1e-9
+    return wave + noise * np.sqrt(speech_power / 10 ** (snr_db / 10))
+
+
+def fft_convolve(wave, kernel):
+    n = len(wave) + len(kernel) - 1
+    size = 1 << (n - 1).bit_length()
+    out = np.fft.irfft(np.fft.rfft(wave, size) * np.fft.rfft(kernel, size), size)
+    return out[: len(wave)]
+
+
+def add_reverb(wave, rng):
+    """Convolve with exponentially decaying noise (RT60 0.2-0.6 s) plus a direct path."""
+    rt60 = rng.uniform(0.2, 0.6)
+    t = np.arange(int(rt60 * SAMPLE_RATE)) / SAMPLE_RATE
+    response = rng.standard_normal(len(t)) * np.exp(-6.9 * t / rt60)  # -60 dB at rt60
+    response *= rng.uniform(0.1, 0.4) / (np.sqrt(np.sum(response**2)) + 1e-9)
+    response[0] = 1.0
+    wet = fft_convolve(wave, response)
+    return wet * (np.max(np.abs(wave)) / (np.max(np.abs(wet)) + 1e-9))
+
+
+def telephone_band(wave, rng):
+    """Band-pass 300-3400 Hz and an 8 kHz round trip."""
+    spectrum = np.fft.rfft(wave)
+    freqs = np.fft.rfftfreq(len(wave), 1 / SAMPLE_RATE)
+    spectrum[(freqs < 300) | (freqs > 3400)] = 0
+    narrow = np.fft.irfft(spectrum, len(wave)).astype(np.float32)
+    return resample(resample(narrow, SAMPLE_RATE, 8000), 8000, SAMPLE_RATE)
+
+
+def augment(wave: np.ndarray, seed: int) -> np.ndarray:
+    """A random subset (at least one) of: speed, reverb, telephone band, noise; then random gain."""
+    rng = np.random.default_rng(seed)
+    effects = {"speed": 0.3, "reverb": 0.4, "telephone": 0.2, "noise": 0.6}
+    chosen = [name for name, p in effects.items() if rng.random() < p]
+    if not chosen:
+        chosen = [rng.choice(list(effects))]
+    wave = wave.astype(np.float64)
+    if "speed" in chosen:
+        wave = speed_perturb(wave.astype(np.float32), rng.choice(SPEED_FACTORS)).astype(np.float64)
+    if "reverb" in chosen:
+        wave = add_reverb(wave, rng)
+    if "telephone" in chosen:
+        wave = telephone_band(wave, rng).astype(np.float64)
+    if "noise" in chosen:
+        wave = add_noise(wave, rng)
+    peak = np.max(np.abs(wave)) + 1e-9
+    return (wave * rng.uniform(0.1, 0.95) / peak).astype(np.float32)
+
+
+# ---------------------------------------------------------------- synthesis
+
+
+def run_espeak(item: SynthItem, raw: Path) -> None:
+    command = ["espeak-ng", "-v", item.voice, "-s", str(int(item.rate)),
+               "-p", str(item.pitch), "-w", str(raw)]
+    subprocess.run(command, input=item.tts_text, text=True, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+
+
+def run_flite(item: SynthItem, raw: Path) -> None:
+    text_file = raw.with_suffix(".txt")
+    text_file.write_text(item.tts_text + "\n")
+    command = ["flite", "-voice", item.voice, "--setf", f"duration_stretch={item.rate}",
+               "-f", str(text_file), "-o", str(raw)]
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, timeout=60)
+
+
+def scheme_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def festival_script(items: list[SynthItem], raws: list[Path]) -> str:
+    """One Scheme script that synthesises every item; a failing sentence does not stop the rest."""
+    lines, voice = [], None
+    for item, raw in zip(items, raws):
+        if item.voice != voice:
+            voice = item.voice
+            lines.append(f"(voice_{voice})")
+        lines.append(f"(Parameter.set 'Duration_Stretch {item.rate})")
+        lines.append(f"(unwind-protect (utt.save.wave (utt.synth (Utterance Text "
+                     f"{scheme_string(item.tts_text)})) {scheme_string(str(raw))} 'riff) nil)")
+    return "\n".join(lines) + "\n"
+
+
+def run_festival(items: list[SynthItem], raws: list[Path], workdir: Path) -> None:
+    script = workdir / "batch.scm"
+    script.write_text(festival_script(items, raws))
+    subprocess.run(["festival", "-b", str(script)], stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, timeout=60 * len(items))
+
+
+def synthesize_raw(items: list[SynthItem], workdir: Path) -> list[Path]:
+    """Run the engine for every item; return the raw wav paths (some may be missing)."""
+    raws = [workdir / f"{item.key}.wav" for item in items]
+    if items[0].engine == "festival":
+        run_festival(items, raws, workdir)
+        return raws
+    runner = run_espeak if items[0].engine == "espeak" else run_flite
+    for item, raw in zip(items, raws):
+        try:
+            runner(item, raw)
+        except (subprocess.SubprocessError, OSError) as error:
+            LOG.warning("%s %s failed on %s: %s", item.engine, item.voice, item.key, error)
+    return raws
+
+
+def finish_clip(item: SynthItem, raw: Path, out: Path) -> float:
+    """Resample, maybe augment, and write the final clip; return its seconds (0 on failure)."""
+    if not raw.exists() or raw.stat().st_size < 100:
+        LOG.warning("no audio from %s %s for %s", item.engine, item.voice, item.key)
+        return 0.0
+    wave = read_mono_16k(raw)
+    if item.augment:
+        wave = augment(wave, item.seed)
+    write_wav(wave, out / item.relpath)
+    return len(wave) / SAMPLE_RATE
+
+
+def synthesize_chunk(args) -> tuple[int, float]:
+    """Worker: make the missing clips of one chunk; return (clips made, seconds made)."""
+    chunk, out = args
+    todo = [item for item in chunk if not (out / item.relpath).exists()]
+    if not todo:
+        return 0, 0.0
+    with tempfile.TemporaryDirectory(prefix="tts_") as tmp:
+        raws = synthesize_raw(todo, Path(tmp))
+        seconds = [finish_clip(item, raw, out) for item, raw in zip(todo, raws)]
+    return sum(s > 0 for s in seconds), sum(seconds)
+
+
+def init_worker() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+
+
+def run_pool(function, tasks, jobs: int, label: str) -> dict:
+    """Run tasks on `jobs` processes, logging progress; return wall time and audio made."""
+    start, clips, seconds = time.time(), 0, 0.0
+    with multiprocessing.Pool(jobs, initializer=init_worker) as pool:
+        for done, (made, made_seconds) in enumerate(pool.imap_unordered(function, tasks), 1):
+            clips, seconds = clips + made, seconds + made_seconds
+            if done % max(1, len(tasks) // 40) == 0 or done == len(tasks):
+                wall = time.time() - start
+                LOG.info("%s: %d/%d tasks, %d new clips, %.2f h audio, %.0f s wall, %.0fx real time",
+                         label, done, len(tasks), clips, seconds / 3600, wall,
+                         seconds / max(wall, 1e-9))
+    wall = time.time() - start
+    return {"new_clips": clips, "new_audio_hours": round(seconds / 3600, 3),
+            "wall_seconds": round(wall, 1), "x_real_time": round(seconds / max(wall, 1e-9), 1)}
+
+
+# ---------------------------------------------------------------- real speech
+
+
+def read_tsv(path: Path) -> list[tuple[str, str]]:
+    rows = [line.split("\t", 1) for line in path.read_text().splitlines() if line.strip()]
+    return [(audio, text) for audio, text in rows]
+
+
+def absolute_rows(folder: Path, source: str) -> list[tuple[str, str, str]]:
+    """(absolute audio path, transcript, source) for one corpus folder."""
+    return [(str(folder / audio), text, source) for audio, text in read_tsv(folder / "transcripts.tsv")]
+
+
+def split_fsdd(data: Path):
+    """Official test split (index 0-4) -> dev; all of nicolas -> dev_nicolas; the rest -> train."""
+    train, dev, dev_nicolas = [], [], []
+    for row in absolute_rows(data / "fsdd", "fsdd"):
+        _, speaker, index = Path(row[0]).stem.split("_")
+        if speaker == "nicolas":
+            dev_nicolas.append(row)
+        if int(index) <= 4:
+            dev.append(row)
+        elif speaker != "nicolas":
+            train.append(row)
+    return train, dev, dev_nicolas
+
+
+def split_kathleen(data: Path, rng: random.Random, fraction: float = 0.1):
+    """Hold out `fraction` of the distinct prompt texts, with all their recordings."""
+    rows = absolute_rows(data / "arctic-kathleen", "kathleen")
+    texts = sorted({text for _, text, _ in rows})
+    held_out = set(rng.sample(texts, round(fraction * len(texts))))
+    return ([r for r in rows if r[1] not in held_out], [r for r in rows if r[1] in held_out])
+
+
+def split_commonvoice(data: Path, rng: random.Random, count: int = 300):
+    rows = absolute_rows(data / "commonvoice-en-v1-dev", "cv")
+    dev = set(rng.sample(range(len(rows)), count))
+    return ([r for i, r in enumerate(rows) if i not in dev], [r for i, r in enumerate(rows) if i in dev])
+
+
+def split_speechocean(data: Path, rng: random.Random, count: int = 20):
+    """Hold out `count` whole speakers (from speakers.tsv)."""
+    folder = data / "speechocean762"
+    speaker_of = dict(read_tsv(folder / "speakers.tsv"))
+    held_out = set(rng.sample(sorted(set(speaker_of.values())), count))
+    rows = absolute_rows(folder, "so762")
+    is_dev = [speaker_of[str(Path(r[0]).relative_to(folder))] in held_out for r in rows]
+    return ([r for r, d in zip(rows, is_dev) if not d], [r for r, d in zip(rows, is_dev) if d])
+
+
+def perturbed_relpath(row, factor: float) -> str:
+    return f"real_sp/{row[2]}/{Path(row[0]).stem}_sp{factor}.wav"
+
+
+def perturb_clip(args) -> tuple[int, float]:
+    """Worker: write the speed-perturbed copies of one real clip that are missing."""
+    row, out = args
+    missing = [f for f in SPEED_FACTORS if not (out / perturbed_relpath(row, f)).exists()]
+    if not missing:
+        return 0, 0.0
+    wave = read_mono_16k(row[0])
+    seconds = 0.0
+    for factor in missing:
+        perturbed = speed_perturb(wave, factor)
+        write_wav(perturbed, out / perturbed_relpath(row, factor))
+        seconds += len(perturbed) / SAMPLE_RATE
+    return len(missing), seconds
+
+
+def with_perturbed_copies(rows):
+    """The original rows plus one row per speed factor, pointing at real_sp/."""
+    copies = [(perturbed_relpath(r, f), r[1], f"{r[2]}_sp{f}") for r in rows for f in SPEED_FACTORS]
+    return list(rows) + copies
+
+
+# ---------------------------------------------------------------- manifests
+
+
+def synth_rows(items: list[SynthItem]):
+    return [(item.relpath, item.transcript, f"synth_{item.engine}") for item in items]
+
+
+def write_voice_list(out: Path, items: list[SynthItem]) -> None:
+    """synth_voices.tsv: which engine, voice and settings made each synthetic clip."""
+    lines = ["audio_path\tengine\tvoice\trate\tpitch\taugmented\n"]
+    lines += [f"{i.relpath}\t{i.engine}\t{i.voice}\t{i.rate}\t{i.pitch}\t{int(i.augment)}\n" for i in items]
+    (out / "synth_voices.tsv").write_text("".join(lines))
+
+
+def duration(out: Path, audio: str) -> float:
+    path = Path(audio) if os.path.isabs(audio) else out / audio
+    try:
+        return sf.info(str(path)).duration
+    except (RuntimeError, OSError):
+        return 0.0
+
+
+def keep_row(source: str, seconds: float, is_train: bool) -> bool:
+    """Synthetic clips must be 0.5-20 s; real clips must be readable, and under 20 s in train."""
+    if source.startswith("synth"):
+        return MIN_SECONDS <= seconds <= MAX_SECONDS
+    return 0 < seconds and (seconds <= MAX_SECONDS or not is_train)
+
+
+def write_manifest(out: Path, name: str, rows) -> dict:
+    """Write <name>.tsv with the usable rows; return its statistics."""
+    per_source = defaultdict(lambda: {"clips": 0, "hours": 0.0, "dropped": 0})
+    lines = []
+    for audio, text, source in rows:
+        seconds = duration(out, audio)
+        if not keep_row(source, seconds, name == "train"):
+            per_source[source]["dropped"] += 1
+            continue
+        per_source[source]["clips"] += 1
+        per_source[source]["hours"] += seconds / 3600
+        lines.append(f"{audio}\t{text}\n")
+    tmp = out / f".{name}.tsv.tmp"
+    tmp.write_text("".join(lines))
+    os.replace(tmp, out / f"{name}.tsv")
+    for stats in per_source.values():
+        stats["hours"] = round(stats["hours"], 3)
+    total_hours = round(sum(s["hours"] for s in per_source.values()), 3)
+    LOG.info("%s.tsv: %d clips, %.2f h", name, len(lines), total_hours)
+    return {"clips": len(lines), "hours": total_hours, "sources": dict(per_source)}
+
+
+# ---------------------------------------------------------------- main
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, required=True, help="output folder (outside tracked files)")
+    parser.add_argument("--data", type=Path, default=Path("/work/shared/data"), help="shared data folder")
+    parser.add_argument("--hours", type=float, default=15.0, help="hours of synthetic training speech")
+    parser.add_argument("--jobs", type=int, default=2, help="worker processes")
+    parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--skip-real", action="store_true", help="synthetic speech only (quick trials)")
+    return parser.parse_args()
+
+
+def build_synthetic(args) -> tuple[list[SynthItem], list[SynthItem], dict]:
+    text_dir = args.data / "text"
+    books = sorted(p.stem for p in (text_dir / "normalized").glob("*.txt"))
+    rng = random.Random(args.seed)
+    train = plan_train(load_sentences(text_dir, [b for b in books if b not in DEV_BOOKS]), args.hours, rng)
+    dev = plan_dev_synth(load_sentences(text_dir, list(DEV_BOOKS)), random.Random(args.seed + 2))
+    LOG.info("planned %d training and %d dev_synth sentences", len(train), len(dev))
+    chunks = make_chunks(train + dev, rng)
+    timing = run_pool(synthesize_chunk, [(c, args.out) for c in chunks], args.jobs, "synthesis")
+    return train, dev, timing
+
+
+def build_real(args) -> tuple[list, dict, dict]:
+    rng = random.Random(args.seed + 1)
+    fsdd_train, dev_fsdd, dev_nicolas = split_fsdd(args.data)
+    kathleen_train, dev_kathleen = split_kathleen(args.data, rng)
+    cv_train, dev_cv = split_commonvoice(args.data, rng)
+    so_train, dev_so = split_speechocean(args.data, rng)
+    train = fsdd_train + kathleen_train + cv_train + so_train
+    timing = run_pool(perturb_clip, [(row, args.out) for row in train], args.jobs, "speed perturbation")
+    devs = {"dev_fsdd": dev_fsdd, "dev_fsdd_nicolas": dev_nicolas, "dev_kathleen": dev_kathleen,
+            "dev_cv": dev_cv, "dev_so762": dev_so}
+    return with_perturbed_copies(train), devs, timing
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    args = parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    train, dev_synth, synth_timing = build_synthetic(args)
+    real_train, real_devs, real_timing = ([], {}, {}) if args.skip_real else build_real(args)
+    stats = {"synthesis_this_run": synth_timing, "speed_perturbation_this_run": real_timing,
+             "args": {"hours": args.hours, "jobs": args.jobs, "seed": args.seed}, "manifests": {}}
+    write_voice_list(args.out, train + dev_synth)
+    manifests = {"train": synth_rows(train) + real_train, "dev_synth": synth_rows(dev_synth), **real_devs}
+    for name, rows in manifests.items():
+        stats["manifests"][name] = write_manifest(args.out, name, rows)
+    (args.out / "stats.json").write_text(json.dumps(stats, indent=1) + "\n")
+    LOG.info("wrote %s", args.out / "stats.json")
+
+
+if __name__ == "__main__":
+    main()

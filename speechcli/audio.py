@@ -1,0 +1,123 @@
+"""Audio in, log-mel features out: everything the model sees starts here."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import soundfile
+
+from .errors import AudioError
+
+if TYPE_CHECKING:
+    import torch
+
+SAMPLE_RATE = 16_000
+MIN_DURATION_S = 0.1  # shorter clips hold less than one 25 ms window per character: refuse them
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """How audio becomes features; stored in caches and checkpoints so both sides agree."""
+
+    sample_rate: int = SAMPLE_RATE
+    n_mels: int = 80
+    frame_length_ms: float = 25.0
+    frame_shift_ms: float = 10.0
+    # Subtract each utterance's own mean before global scaling: removes channel colouring
+    # (microphone, telephone band) that differs between training and real recordings.
+    utterance_mean: bool = True
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "FeatureConfig":
+        return cls(**values)
+
+    def frames_for(self, seconds: float) -> int:
+        return int(seconds * 1000 / self.frame_shift_ms)
+
+
+def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Read any file soundfile understands as float32 mono at ``sample_rate``.
+
+    Raises
+    ------
+    AudioError
+        When the file is missing, empty, not audio, truncated or shorter than 0.1 s.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise AudioError(f"{path}: no such file")
+    if path.is_dir():
+        raise AudioError(f"{path}: is a directory, not an audio file")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{path}: file is empty (0 bytes)")
+    try:
+        samples, file_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    except Exception as error:  # libsndfile reports corrupt data as several exception types
+        raise AudioError(f"{path}: not a readable audio file ({_first_line(error)})") from None
+    return prepare_samples(samples, file_rate, sample_rate, name=str(path))
+
+
+def decode_audio_bytes(data: bytes, name: str = "<stdin>", sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Like :func:`load_audio` for an in-memory file (e.g. audio piped on stdin)."""
+    import io
+
+    if not data:
+        raise AudioError(f"{name}: no audio data (0 bytes)")
+    try:
+        samples, file_rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    except Exception as error:
+        raise AudioError(f"{name}: not a readable audio stream ({_first_line(error)})") from None
+    return prepare_samples(samples, file_rate, sample_rate, name=name)
+
+
+def prepare_samples(samples: np.ndarray, file_rate: int, sample_rate: int, name: str) -> np.ndarray:
+    """Mix (frames, channels) samples to mono and resample; refuse clips too short to hold speech."""
+    mono = samples.mean(axis=1) if samples.ndim == 2 else samples
+    duration = len(mono) / file_rate
+    if duration < MIN_DURATION_S:
+        raise AudioError(f"{name}: audio is too short ({duration:.3f} s; at least {MIN_DURATION_S} s needed)")
+    if not np.isfinite(mono).all():
+        raise AudioError(f"{name}: audio contains invalid (NaN or infinite) samples")
+    return resample(np.ascontiguousarray(mono, dtype=np.float32), file_rate, sample_rate)
+
+
+def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
+    if from_rate == to_rate:
+        return samples
+    import torch
+    import torchaudio.functional
+
+    divisor = math.gcd(from_rate, to_rate)
+    resampled = torchaudio.functional.resample(
+        torch.from_numpy(samples), from_rate // divisor, to_rate // divisor
+    )
+    return resampled.numpy()
+
+
+def log_mel(samples: np.ndarray, config: FeatureConfig = FeatureConfig()) -> "torch.Tensor":
+    """80-dim Kaldi-compatible log-mel filterbank, shape (frames, n_mels), float32."""
+    import torch
+    import torchaudio.compliance.kaldi as kaldi
+
+    waveform = torch.from_numpy(samples).unsqueeze(0) * 32768.0  # Kaldi expects 16-bit scale
+    return kaldi.fbank(
+        waveform,
+        num_mel_bins=config.n_mels,
+        frame_length=config.frame_length_ms,
+        frame_shift=config.frame_shift_ms,
+        sample_frequency=config.sample_rate,
+        dither=0.0,
+        energy_floor=0.0,
+    )
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__

@@ -1,0 +1,109 @@
+"""One-file, self-describing checkpoints: settings, vocabulary, normalisation stats and weights.
+
+Everything is stored as plain tensors, dicts, lists and numbers so that
+``torch.load(path, weights_only=True)`` can read it safely.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .audio import FeatureConfig
+from .errors import CheckpointError
+from .model import ModelConfig, Seq2Seq
+from .text import Vocabulary
+
+FORMAT_VERSION = 1
+DEFAULT_MODEL_NAME = "base.pt"
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for inference together with everything needed to feed it."""
+
+    model: Seq2Seq
+    vocab: Vocabulary
+    feature_config: FeatureConfig
+    mean: np.ndarray
+    std: np.ndarray
+    path: Path
+    info: dict  # training details recorded in the checkpoint (steps, dev scores, ...)
+
+
+def save_checkpoint(path: Path, model: Seq2Seq, vocab: Vocabulary, feature_config: FeatureConfig,
+                    mean: np.ndarray, std: np.ndarray, *, info: dict | None = None,
+                    training_state: dict | None = None, half: bool = False) -> None:
+    """Write atomically: a temp file in the same directory, then rename."""
+    weights = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().clone()
+               for k, v in _unwrap(model).state_dict().items()}
+    bundle = {
+        "format_version": FORMAT_VERSION,
+        "model_config": _unwrap(model).config.to_dict(),
+        "feature_config": feature_config.to_dict(),
+        "vocab": vocab.to_list(),
+        "mean": torch.as_tensor(mean, dtype=torch.float32),
+        "std": torch.as_tensor(std, dtype=torch.float32),
+        "state_dict": weights,
+        "info": info or {},
+    }
+    if training_state is not None:
+        bundle["training_state"] = training_state
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(bundle, temp)
+    os.replace(temp, path)
+
+
+def read_bundle(path: Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint")
+    try:
+        bundle = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise CheckpointError(f"{path}: not a readable speechcli checkpoint ({str(error).splitlines()[0][:120]})") from None
+    if not isinstance(bundle, dict) or bundle.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{path}: not a speechcli checkpoint of format version {FORMAT_VERSION}")
+    return bundle
+
+
+def load_model(path: str | Path | None = None, device: str | torch.device = "cpu") -> LoadedModel:
+    """Load a checkpoint for inference; ``None`` or ``"base"`` loads the shipped default model."""
+    path = default_model_path() if path in (None, "base") else Path(path)
+    bundle = read_bundle(path)
+    vocab = Vocabulary.from_list(bundle["vocab"])
+    model = Seq2Seq(ModelConfig.from_dict(bundle["model_config"]), blank_id=vocab.blank_id, sos_id=vocab.sos_id)
+    state = {k: v.float() if v.is_floating_point() else v for k, v in bundle["state_dict"].items()}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        raise CheckpointError(f"{path}: weights do not match the recorded model settings ({str(error)[:120]})") from None
+    model.to(device).eval()
+    return LoadedModel(model, vocab, FeatureConfig.from_dict(bundle["feature_config"]),
+                       bundle["mean"].numpy(), bundle["std"].numpy(), path, bundle.get("info", {}))
+
+
+def default_model_path() -> Path:
+    """The shipped model: package data after ``pip install``, else ``models/`` of a source checkout."""
+    try:
+        from importlib.resources import files
+
+        candidate = Path(str(files("speechcli.models") / DEFAULT_MODEL_NAME))
+        if candidate.is_file():
+            return candidate
+    except (ModuleNotFoundError, TypeError):
+        pass
+    candidate = Path(__file__).resolve().parent.parent / "models" / DEFAULT_MODEL_NAME
+    if candidate.is_file():
+        return candidate
+    raise CheckpointError("no default model found (models/base.pt is missing); pass --model PATH")
+
+
+def _unwrap(model: torch.nn.Module) -> Seq2Seq:
+    return model.module if hasattr(model, "module") else model

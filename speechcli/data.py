@@ -1,0 +1,132 @@
+"""Feature cache → padded training batches (bounded by total frames, grouped by length)."""
+
+from __future__ import annotations
+
+import json
+import random
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .audio import FeatureConfig
+from .errors import DatasetError
+from .text import Vocabulary
+
+
+@dataclass(frozen=True)
+class Entry:
+    id: str
+    text: str
+    frames: int
+    chunk: int
+    offset: int
+
+
+class FeatureCache:
+    """Read-only view of a cache written by :mod:`speechcli.featurize`."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        manifest = self.path / "manifest.jsonl"
+        if not manifest.is_file():
+            raise DatasetError(f"{self.path}: not a finished feature cache (no manifest.jsonl); run featurize")
+        config = json.loads((self.path / "config.json").read_text())
+        self.feature_config = FeatureConfig.from_dict(config["features"])
+        stats = json.loads((self.path / "stats.json").read_text())
+        self.mean = np.array(stats["mean"], dtype=np.float32)
+        self.std = np.array(stats["std"], dtype=np.float32)
+        self.entries = [Entry(**json.loads(line)) for line in manifest.read_text().splitlines() if line]
+        self._chunks: dict[int, np.ndarray] = {}
+
+    def features(self, entry: Entry) -> np.ndarray:
+        """Raw (un-normalised) float16 features of one utterance, shape (frames, n_mels)."""
+        if entry.chunk not in self._chunks:
+            self._chunks[entry.chunk] = np.load(self.path / "chunks" / f"{entry.chunk:05d}.npy", mmap_mode="r")
+        return self._chunks[entry.chunk][entry.offset : entry.offset + entry.frames]
+
+
+def split_dev(entries: list[Entry], fraction: float = 0.05, max_count: int = 500) -> tuple[list[Entry], list[Entry]]:
+    """Hold out a deterministic slice (by id hash) as a dev set when none is given."""
+    count = min(max_count, max(1, int(len(entries) * fraction)))
+    ranked = sorted(entries, key=lambda e: zlib.crc32(e.id.encode()))
+    dev_ids = {e.id for e in ranked[:count]}
+    return [e for e in entries if e.id not in dev_ids], [e for e in entries if e.id in dev_ids]
+
+
+def usable(entries: list[Entry], subsampling: int = 4, max_frames: int = 3000) -> list[Entry]:
+    """Drop utterances CTC cannot align (too few encoder frames for the text) or too long to batch."""
+    return [e for e in entries if e.frames // subsampling > len(e.text) and e.frames <= max_frames]
+
+
+def make_batches(entries: list[Entry], max_frames: int, seed: int, epoch: int, sorted_order: bool = False) -> list[list[Entry]]:
+    """Group utterances of similar length into batches of at most ``max_frames`` padded frames.
+
+    The batch order is shuffled per epoch (seeded), unless ``sorted_order`` (shortest first:
+    the curriculum used in the first epoch).
+    """
+    rng = random.Random(seed * 1000 + epoch)
+    jittered = sorted(entries, key=lambda e: e.frames * (1 + 0.1 * rng.random()))
+    batches, current, longest = [], [], 0
+    for entry in jittered:
+        longest_if_added = max(longest, entry.frames)
+        if current and longest_if_added * (len(current) + 1) > max_frames:
+            batches.append(current)
+            current, longest_if_added = [], entry.frames
+        current.append(entry)
+        longest = longest_if_added
+    if current:
+        batches.append(current)
+    if not sorted_order:
+        rng.shuffle(batches)
+    return batches
+
+
+@dataclass
+class Batch:
+    features: torch.Tensor  # (batch, frames, n_mels), normalised
+    feature_lengths: torch.Tensor  # (batch,)
+    targets: torch.Tensor  # (batch, max_tokens), padded with 0
+    target_lengths: torch.Tensor  # (batch,)
+    ids: list[str]
+    texts: list[str]
+
+    def to(self, device: torch.device) -> "Batch":
+        return Batch(self.features.to(device, non_blocking=True), self.feature_lengths.to(device),
+                     self.targets.to(device, non_blocking=True), self.target_lengths.to(device), self.ids, self.texts)
+
+
+def collate(cache: FeatureCache, entries: list[Entry], vocab: Vocabulary) -> Batch:
+    features = [normalize_features(cache.features(e), cache.mean, cache.std, cache.feature_config) for e in entries]
+    tokens = [torch.tensor(vocab.encode(e.text), dtype=torch.long) for e in entries]
+    return Batch(
+        features=torch.nn.utils.rnn.pad_sequence(features, batch_first=True),
+        feature_lengths=torch.tensor([len(f) for f in features]),
+        targets=torch.nn.utils.rnn.pad_sequence(tokens, batch_first=True, padding_value=0),
+        target_lengths=torch.tensor([len(t) for t in tokens]),
+        ids=[e.id for e in entries],
+        texts=[e.text for e in entries],
+    )
+
+
+def normalize_features(features, mean: np.ndarray, std: np.ndarray, config: FeatureConfig) -> torch.Tensor:
+    """Apply the model's normalisation: optional per-utterance mean removal, then global scaling."""
+    x = torch.as_tensor(np.asarray(features, dtype=np.float32))
+    if config.utterance_mean:
+        x = x - x.mean(dim=0, keepdim=True)
+        return x / torch.from_numpy(std)
+    return (x - torch.from_numpy(mean)) / torch.from_numpy(std)
+
+
+def spec_augment(features: torch.Tensor, freq_mask: int = 27, time_mask_fraction: float = 0.05, masks: int = 2) -> torch.Tensor:
+    """SpecAugment (frequency and time masks, per utterance) on a (batch, frames, mels) tensor."""
+    import torchaudio.functional as AF
+
+    x = features.transpose(1, 2).unsqueeze(1)  # (batch, 1, mels, frames)
+    max_time = max(1, int(features.shape[1] * time_mask_fraction))
+    for _ in range(masks):
+        x = AF.mask_along_axis_iid(x, freq_mask, 0.0, axis=2)
+        x = AF.mask_along_axis_iid(x, max_time, 0.0, axis=3)
+    return x.squeeze(1).transpose(1, 2)

@@ -1,0 +1,206 @@
+"""Corpus → feature cache: float16 log-mel chunks, a manifest and global normalisation stats.
+
+Layout of a cache directory::
+
+    config.json            feature settings, chunk size and the utterance list's fingerprint
+    chunks/00012.npy       float16 features of up to CHUNK_SIZE utterances, concatenated in time
+    chunks/00012.json      per utterance: id, text, frames, offset; failures; sums for the stats
+    manifest.jsonl         all utterances in order: id, text, frames, chunk, offset (written last)
+    stats.json             global mean and std per mel bin, combined from the chunks' sums
+
+Every file is written to a temporary name and renamed, so an interrupted run loses nothing
+and a rerun skips the chunks that are done. ``shard=(i, n)`` lets independent processes
+(cluster array jobs) each do every n-th chunk; the manifest appears once all chunks exist.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .audio import FeatureConfig, load_audio, log_mel
+from .corpus import Utterance
+from .errors import DatasetError, SpeechCLIError
+from .text import Vocabulary, normalize_text
+
+CHUNK_SIZE = 200
+CACHE_VERSION = 1
+
+
+@dataclass
+class FeaturizeReport:
+    utterances: int = 0
+    frames: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (audio path, reason)
+    chunks_done: int = 0
+    chunks_skipped: int = 0
+    chunks_total: int = 0
+    complete: bool = False
+
+
+def is_cache(path: Path) -> bool:
+    return (Path(path) / "config.json").is_file() and (Path(path) / "chunks").is_dir()
+
+
+def featurize(
+    utterances: Sequence[Utterance],
+    cache_dir: Path,
+    config: FeatureConfig = FeatureConfig(),
+    *,
+    jobs: int = 1,
+    shard: tuple[int, int] = (0, 1),
+    on_chunk: Callable[[int, int], None] | None = None,
+) -> FeaturizeReport:
+    """Write the features of ``utterances`` into ``cache_dir``; resumable and shardable.
+
+    ``on_chunk(done, total)`` is called after each chunk this process handles.
+    """
+    cache_dir = Path(cache_dir)
+    utterances = sorted(utterances, key=lambda u: u.id)
+    _write_or_check_config(cache_dir, config, utterances)
+    chunks = [utterances[i : i + CHUNK_SIZE] for i in range(0, len(utterances), CHUNK_SIZE)]
+    shard_index, shard_count = shard
+    mine = [k for k in range(len(chunks)) if k % shard_count == shard_index]
+    todo = [k for k in mine if not _chunk_done(cache_dir, k)]
+    report = FeaturizeReport(chunks_total=len(chunks), chunks_skipped=len(mine) - len(todo))
+    tasks = [(cache_dir, k, chunks[k], config) for k in todo]
+    for done, _ in enumerate(_run_tasks(tasks, jobs), start=1):
+        report.chunks_done = done
+        if on_chunk:
+            on_chunk(done + report.chunks_skipped, len(mine))
+    if all(_chunk_done(cache_dir, k) for k in range(len(chunks))):
+        _merge(cache_dir, len(chunks), report)
+    return report
+
+
+def _run_tasks(tasks: list, jobs: int):
+    if jobs <= 1 or len(tasks) <= 1:
+        for task in tasks:
+            yield _featurize_chunk(task)
+        return
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")  # torch and fork do not mix well
+    with context.Pool(min(jobs, len(tasks)), initializer=_single_thread) as pool:
+        yield from pool.imap_unordered(_featurize_chunk, tasks)
+
+
+def _single_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _featurize_chunk(task) -> int:
+    cache_dir, index, utterances, config = task
+    vocab = Vocabulary.default()
+    arrays, entries, failures = [], [], []
+    offset = 0
+    for utt in utterances:
+        try:
+            text = _checked_text(utt, vocab)
+            features = log_mel(load_audio(utt.audio_path, config.sample_rate), config).numpy()
+        except SpeechCLIError as error:
+            failures.append({"id": utt.id, "path": str(utt.audio_path), "error": str(error)})
+            continue
+        arrays.append(features)
+        entries.append({"id": utt.id, "text": text, "frames": len(features), "offset": offset})
+        offset += len(features)
+    stacked = np.concatenate(arrays) if arrays else np.zeros((0, config.n_mels), np.float32)
+    meta = {
+        "utterances": entries,
+        "failures": failures,
+        "sum": stacked.sum(axis=0, dtype=np.float64).tolist(),
+        "sum_squares": np.square(stacked, dtype=np.float64).sum(axis=0).tolist(),
+        "frames": int(len(stacked)),
+    }
+    chunk_path = _chunk_path(cache_dir, index)
+    _atomic_save_npy(chunk_path.with_suffix(".npy"), stacked.astype(np.float16))
+    _atomic_write_text(chunk_path.with_suffix(".json"), json.dumps(meta))  # written last: marks done
+    return index
+
+
+def _checked_text(utt: Utterance, vocab: Vocabulary) -> str:
+    text = normalize_text(utt.text)
+    if not text:
+        raise DatasetError(f"{utt.audio_path}: empty transcript")
+    try:
+        vocab.encode(text)
+    except ValueError as error:
+        raise DatasetError(f"{utt.audio_path}: transcript has characters outside the vocabulary ({error})") from None
+    return text
+
+
+def _merge(cache_dir: Path, chunk_count: int, report: FeaturizeReport) -> None:
+    total = None
+    total_squares = None
+    lines = []
+    for k in range(chunk_count):
+        meta = json.loads(_chunk_path(cache_dir, k).with_suffix(".json").read_text())
+        for entry in meta["utterances"]:
+            lines.append(json.dumps({**entry, "chunk": k}))
+            report.frames += entry["frames"]
+        report.failures += [(f["path"], f["error"]) for f in meta["failures"]]
+        sums, squares = np.array(meta["sum"]), np.array(meta["sum_squares"])
+        total = sums if total is None else total + sums
+        total_squares = squares if total_squares is None else total_squares + squares
+    report.utterances = len(lines)
+    if report.frames == 0:
+        raise DatasetError(f"{cache_dir}: no utterance could be featurized ({len(report.failures)} failed)")
+    mean = total / report.frames
+    std = np.sqrt(np.maximum(total_squares / report.frames - mean**2, 1e-8))
+    stats = {"mean": mean.tolist(), "std": std.tolist(), "frames": report.frames}
+    _atomic_write_text(cache_dir / "stats.json", json.dumps(stats))
+    _atomic_write_text(cache_dir / "manifest.jsonl", "\n".join(lines) + "\n")
+    report.complete = True
+
+
+def _write_or_check_config(cache_dir: Path, config: FeatureConfig, utterances: Sequence[Utterance]) -> None:
+    fingerprint = _fingerprint(utterances)
+    wanted = {"version": CACHE_VERSION, "features": config.to_dict(), "chunk_size": CHUNK_SIZE,
+              "utterances": len(utterances), "fingerprint": fingerprint}
+    config_path = cache_dir / "config.json"
+    if config_path.exists():
+        existing = json.loads(config_path.read_text())
+        if existing != wanted:
+            raise DatasetError(
+                f"{cache_dir} holds a cache of another corpus or other feature settings; "
+                "choose another --cache directory or delete it"
+            )
+        return
+    (cache_dir / "chunks").mkdir(parents=True, exist_ok=True)
+    _atomic_write_text(config_path, json.dumps(wanted, indent=1))
+
+
+def _fingerprint(utterances: Sequence[Utterance]) -> str:
+    digest = hashlib.sha1()
+    for utt in utterances:
+        digest.update(f"{utt.id}\t{utt.audio_path}\t{utt.text}\n".encode())
+    return digest.hexdigest()
+
+
+def _chunk_path(cache_dir: Path, index: int) -> Path:
+    return cache_dir / "chunks" / f"{index:05d}"
+
+
+def _chunk_done(cache_dir: Path, index: int) -> bool:
+    return _chunk_path(cache_dir, index).with_suffix(".json").exists()
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temp.write_text(text)
+    os.replace(temp, path)
+
+
+def _atomic_save_npy(path: Path, array: np.ndarray) -> None:
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(temp, "wb") as handle:
+        np.save(handle, array)
+    os.replace(temp, path)
