@@ -105,51 +105,278 @@ def _show_progress(quiet: bool) -> bool:
 
 @app.command()
 def transcribe(
-    files: Annotated[list[Path], typer.Argument(help="Audio files (wav, flac, ogg/opus, mp3; any rate, any channels).", show_default=False)],
+    files: Annotated[Optional[list[str]], typer.Argument(help="Audio files (wav, flac, ogg/opus, mp3; any rate, any channels), directories (searched recursively for audio files) or - for audio bytes on stdin.", show_default=False)] = None,
+    files_from: Annotated[Optional[str], typer.Option("--files-from", help="Also transcribe the paths listed in this file, one per line or NUL-separated; - reads the list from stdin.", show_default=False)] = None,
     model: ModelOption = None,
-    format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.txt,
-    output_dir: Annotated[Optional[Path], typer.Option("--output-dir", "-o", help="Write one file per input here instead of stdout.", file_okay=False)] = None,
+    format: Annotated[Format, typer.Option("--format", "-f", help="Output format; 'all' = txt, json, srt, vtt and tsv (needs --output-dir).")] = Format.txt,
+    output_dir: Annotated[Optional[Path], typer.Option("--output-dir", "-o", help="Write one file per input here (NAME.FORMAT) instead of to stdout.")] = None,
     beam_size: BeamOption = 4,
     device: DeviceOption = Device.auto,
     threads: ThreadsOption = None,
     quiet: QuietOption = False,
 ) -> None:
-    """Transcribe audio files to text on stdout.
+    """Transcribe audio to text on stdout (or into --output-dir), many files in one batched run.
 
-    Example: [bold]speechcli transcribe talk.flac --format srt > talk.srt[/]
+    Exit status: 0 when every input was transcribed, 1 when any failed (each named on stderr; the rest are still done), 2 for usage errors. Silent audio gives an empty transcript, not an error.
+
+    Examples: [bold]speechcli transcribe talk.flac --format srt > talk.srt[/]
+
+    [bold]find rec -name '*.wav' | speechcli transcribe --files-from - --format jsonl >> all.jsonl[/]
     """
+    from .inputs import STDIN, expand_inputs, read_list
+
+    arguments = list(files or [])
+    if arguments.count(STDIN) + (files_from == STDIN) > 1:
+        raise fail("stdin can be read only once: use '-' as an input or '--files-from -', not both", code=2)
+    if STDIN in arguments and sys.stdin.isatty():
+        raise fail("'-' reads audio from stdin, but stdin is a terminal: pipe the audio in (... | speechcli transcribe -)", code=2)
+    if files_from is not None:
+        arguments += _transcribe_read_list(files_from, read_list)
+    elif not arguments:
+        raise fail("no input: give audio files, directories, '-' (audio on stdin) or --files-from LIST", code=2)
+    if format is Format.all and output_dir is None:
+        raise fail("--format all writes several files per input: give --output-dir", code=2)
+    sources = expand_inputs(arguments, sys.stdin.buffer if STDIN in arguments else None)
+    if format in (Format.srt, Format.vtt) and output_dir is None and len(sources) > 1:
+        raise fail(f"{len(sources)} inputs would make one invalid {format.value} file on stdout: give --output-dir "
+                   "(or use --format jsonl)", code=2)
+    if output_dir is not None:
+        _transcribe_check_output_dir(output_dir)
+    failed = [s for s in sources if s.error is not None]
+    for source in failed:
+        _transcribe_error(str(source.error))
+    todo = [s for s in sources if s.error is None]
+    if todo:
+        failed_count = _transcribe_run(todo, model, format, output_dir, beam_size, device, threads, quiet)
+    else:
+        failed_count = 0
+        _transcribe_log(quiet, "no inputs to transcribe")
+    total_failed = len(failed) + failed_count
+    if total_failed:
+        if len(sources) > 1:
+            _transcribe_error(f"{total_failed} of {len(sources)} inputs failed")
+        raise typer.Exit(1)
+
+
+# Private helpers of `transcribe` (owned with it).
+
+
+def _transcribe_error(message: str) -> None:
+    from rich.markup import escape
+
+    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+
+
+def _transcribe_warning(quiet: bool, message: str) -> None:
+    from rich.markup import escape
+
+    if not quiet:
+        err.print(f"[yellow]warning:[/] {escape(message)}", soft_wrap=True)
+
+
+def _transcribe_log(quiet: bool, message: str) -> None:
+    """Logs go to stderr only when it is a terminal (and not --quiet): batch logs stay clean."""
+    from rich.markup import escape
+
+    if _show_progress(quiet):
+        err.print(escape(message), soft_wrap=True)
+
+
+def _transcribe_read_list(files_from: str, read_list) -> list[str]:
+    if files_from == "-":
+        return read_list(sys.stdin.buffer)
+    try:
+        with open(files_from, "rb") as handle:
+            return read_list(handle)
+    except OSError as error:
+        raise fail(f"--files-from {files_from}: cannot read the list ({error.strerror or error})", code=2) from None
+
+
+def _transcribe_check_output_dir(output_dir: Path) -> None:
+    """Make the directory and prove it is writable before any work is done."""
+    import tempfile
+
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=output_dir, prefix=".speechcli-check-"):
+            pass
+    except OSError as error:
+        raise fail(f"--output-dir {output_dir}: cannot write there ({error.strerror or error})") from None
+
+
+def _transcribe_run(sources, model, format, output_dir, beam_size, device, threads, quiet) -> int:
+    """Transcribe, write results as they come, show progress; return how many inputs failed."""
     from .decoding import DecodingOptions
     from .errors import SpeechCLIError
     from .transcription import Failure, transcribe_many
-    from .writers import OutputFormat, WRITERS, formats_for
+    from .writers import OutputFormat, formats_for
 
     try:
         loaded = _load(model, _setup_torch(threads, device))
     except SpeechCLIError as error:
         raise fail(str(error)) from None
-    options = DecodingOptions(beam_size=beam_size)
     chosen = formats_for(OutputFormat(format.value))
+    sink = _TranscribeSink(chosen, output_dir, sources, quiet) if output_dir else _TranscribeStdout(chosen[0], len(sources))
     failed = 0
-    for result in transcribe_many(loaded, files, options):
-        if isinstance(result, Failure):
-            failed += 1
-            err.print(f"[bold red]error:[/] {result.error}", soft_wrap=True)
-            continue
-        for fmt in chosen:
-            if output_dir is None:
-                if len(files) > 1 and fmt is OutputFormat.txt:
-                    sys.stdout.write(f"{result.source}: {result.text}\n")
-                else:
-                    WRITERS[fmt](result, sys.stdout)
-                sys.stdout.flush()
-            else:
-                output_dir.mkdir(parents=True, exist_ok=True)
-                target = output_dir / f"{Path(result.source).stem}.{fmt.value}"
-                with open(target, "w", encoding="utf-8") as handle:
+    with _TranscribeProgress(len(sources), quiet) as progress:
+        results = transcribe_many(loaded, sources, DecodingOptions(beam_size=beam_size), on_progress=progress.update)
+        for index, (source, result) in enumerate(zip(sources, results)):
+            progress.file_done(index)
+            if isinstance(result, Failure):
+                failed += 1
+                _transcribe_error(str(result.error))
+                continue
+            for warning in result.warnings:
+                _transcribe_warning(quiet, f"{result.source}: {warning}")
+            if not sink.write(source, result):
+                failed += 1
+    sink.close()
+    return failed
+
+
+class _TranscribeStdout:
+    """Results on stdout. Several inputs: txt is NAME<TAB>TEXT lines, json a JSON array, tsv gets a file column."""
+
+    def __init__(self, fmt, count: int):
+        self.fmt, self.several, self.written = fmt, count > 1, 0
+
+    def write(self, source, result) -> bool:
+        import io
+
+        from .writers import OutputFormat, WRITERS, jsonl_line
+
+        fmt, buffer = self.fmt, io.StringIO()
+        if fmt is OutputFormat.jsonl:
+            buffer.write(jsonl_line(result))
+        elif self.several and fmt is OutputFormat.txt:
+            buffer.write(f"{result.source}\t{result.text}\n")
+        elif self.several and fmt is OutputFormat.json:
+            buffer.write("[\n" if not self.written else ",\n")
+            WRITERS[fmt](result, buffer)
+        elif self.several and fmt is OutputFormat.tsv:
+            table = io.StringIO()
+            WRITERS[fmt](result, table)
+            lines = table.getvalue().splitlines()
+            if not self.written:
+                buffer.write("file\t" + lines[0] + "\n")
+            buffer.writelines(f"{result.source}\t{line}\n" for line in lines[1:])
+        else:
+            WRITERS[fmt](result, buffer)
+        _transcribe_emit(buffer.getvalue())
+        self.written += 1
+        return True
+
+    def close(self) -> None:
+        from .writers import OutputFormat
+
+        if self.several and self.fmt is OutputFormat.json:
+            _transcribe_emit("[\n]\n" if not self.written else "]\n")
+
+
+def _transcribe_emit(text: str) -> None:
+    """One write per result, flushed at once: lines appended by parallel jobs never interleave."""
+    sys.stdout.flush()
+    data = text.encode("utf-8", errors="surrogateescape")
+    stream = getattr(sys.stdout, "buffer", None)
+    if stream is None:
+        sys.stdout.write(text)
+    else:
+        stream.write(data)
+        stream.flush()
+
+
+class _TranscribeSink:
+    """One file per input and format in --output-dir, written atomically; never over an input file."""
+
+    def __init__(self, formats, output_dir: Path, sources, quiet: bool):
+        self.formats, self.output_dir, self.quiet = formats, output_dir, quiet
+        self.inputs = {s.path.resolve() for s in sources if s.path is not None}
+        self.used: set[Path] = set()
+
+    def write(self, source, result) -> bool:
+        import os
+
+        from .writers import WRITERS
+
+        base = self._base(source)
+        for fmt in self.formats:
+            target = base.with_name(f"{base.name}.{fmt.value}")
+            if target.resolve() in self.inputs:
+                _transcribe_error(f"{result.source}: not written: {target} is one of the inputs")
+                return False
+            temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with open(temp, "w", encoding="utf-8", errors="surrogateescape") as handle:
                     WRITERS[fmt](result, handle)
-                _info(quiet, f"wrote {target}")
-    if failed:
-        raise typer.Exit(1)
+                os.replace(temp, target)
+            except OSError as error:
+                if temp.exists():
+                    temp.unlink()
+                _transcribe_error(f"{result.source}: cannot write {target} ({error.strerror or error})")
+                return False
+            _transcribe_log(self.quiet, f"wrote {target}")
+        return True
+
+    def _base(self, source) -> Path:
+        """OUT/STEM, or OUT/SUBDIRS/STEM for files found in a directory; -2, -3... on a name clash."""
+        if source.path is None:
+            relative = Path("stdin")
+        elif source.relative is not None:
+            relative = source.relative.with_suffix("")
+        else:
+            relative = Path(source.path.stem)
+        base, number = self.output_dir / relative, 1
+        while base in self.used:
+            number += 1
+            base = self.output_dir / relative.with_name(f"{relative.name}-{number}")
+        self.used.add(base)
+        return base
+
+    def close(self) -> None:
+        pass
+
+
+class _TranscribeProgress:
+    """Rich progress on stderr (only when it is a terminal and not --quiet): files done, plus a
+    bar for each long file in flight."""
+
+    LONG_S = 30.0
+
+    def __init__(self, total: int, quiet: bool):
+        self.enabled, self.total = _show_progress(quiet), total
+        self.bars: dict[int, int] = {}
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                                     TimeRemainingColumn(), console=err, transient=True)
+            self.progress.__enter__()
+            self.overall = self.progress.add_task(f"0/{self.total} files", total=self.total)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.enabled:
+            self.progress.__exit__(*exc)
+
+    def update(self, event) -> None:
+        if not self.enabled or not event.duration or event.duration < self.LONG_S:
+            return
+        from rich.markup import escape
+
+        if event.index not in self.bars:
+            self.bars[event.index] = self.progress.add_task(escape(Path(event.source).name), total=event.duration)
+        self.progress.update(self.bars[event.index], completed=min(event.seconds_done, event.duration))
+
+    def file_done(self, index: int) -> None:
+        if not self.enabled:
+            return
+        self.done = getattr(self, "done", 0) + 1
+        self.progress.update(self.overall, completed=self.done, description=f"{self.done}/{self.total} files")
+        if index in self.bars:
+            self.progress.remove_task(self.bars.pop(index))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -164,22 +391,25 @@ def default_cache_dir(data: Path) -> Path:
     return root / f"{resolved.stem or 'corpus'}-{digest}"
 
 
-def _featurize(data: Path, cache: Path | None, kind: CorpusKind, jobs: int, shard: tuple[int, int], quiet: bool):
+def _featurize(data: Path, cache: Path | None, kind: CorpusKind, jobs: int, shard: tuple[int, int], quiet: bool,
+               chunk_size: int | None = None):
     from .corpus import CorpusFormat, read_corpus
-    from .featurize import featurize
+    from .featurize import CHUNK_SIZE, featurize
 
     cache = cache or default_cache_dir(data)
     utterances = read_corpus(data, CorpusFormat(kind.value))
-    _info(quiet, f"featurizing {len(utterances)} utterances from {data} into {cache}")
+    part = f" (shard {shard[0]}/{shard[1]})" if shard[1] > 1 else ""
+    _info(quiet, f"featurizing {len(utterances)} utterances from {data} into {cache}{part}")
+    options = dict(jobs=jobs, shard=shard, chunk_size=chunk_size or CHUNK_SIZE)
     if _show_progress(quiet):
         from rich.progress import Progress
 
         with Progress(console=err, transient=True) as progress:
             task = progress.add_task("featurize", total=None)
-            report = featurize(utterances, cache, jobs=jobs, shard=shard,
+            report = featurize(utterances, cache, **options,
                                on_chunk=lambda done, total: progress.update(task, completed=done, total=total))
     else:
-        report = featurize(utterances, cache, jobs=jobs, shard=shard)
+        report = featurize(utterances, cache, **options)
     for path, reason in report.failures:
         err.print(f"[yellow]skipped:[/] {reason}", soft_wrap=True)
     return cache, report
@@ -201,18 +431,28 @@ def featurize(
     cache: Annotated[Optional[Path], typer.Option(help="Cache directory (default: under ~/.cache/speechcli/features).", file_okay=False)] = None,
     kind: Annotated[CorpusKind, typer.Option("--format", help="Corpus layout (default: detect).")] = CorpusKind.auto,
     jobs: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
-    shard: Annotated[str, typer.Option(help="Do only part i of N (cluster array jobs); the manifest appears when all parts are done.")] = "0/1",
+    shard: Annotated[str, typer.Option(help="Do only part i of N (cluster array jobs); the shard that finds all parts done writes the manifest.")] = "0/1",
+    merge: Annotated[bool, typer.Option("--merge", help="Featurize nothing: write manifest and stats from the finished shards (fails if any is missing).")] = False,
+    chunk_size: Annotated[int, typer.Option(min=1, help="Utterances per chunk file (the unit of resumption and of sharding); all shards must agree.")] = 200,
     quiet: QuietOption = False,
 ) -> None:
     """Compute 80-dim log-mel features and normalisation stats into a reusable cache.
 
-    Reruns skip finished work. Example: [bold]speechcli featurize --data corpus/ --jobs 4[/]
+    Reruns skip finished work (kill it any time, run it again). On a cluster run one array job per
+    [bold]--shard i/N[/] and, if you like, a final [bold]--merge[/] (the last shard to finish merges anyway).
+    Example: [bold]speechcli featurize --data corpus/ --jobs 4[/]
     """
     from .errors import SpeechCLIError
 
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
-        cache_dir, report = _featurize(data, cache, kind, jobs, _parse_shard(shard), quiet)
+        if merge:
+            from .featurize import merge_cache
+
+            cache_dir = cache or default_cache_dir(data)
+            report = merge_cache(cache_dir)
+        else:
+            cache_dir, report = _featurize(data, cache, kind, jobs, _parse_shard(shard), quiet, chunk_size)
     except SpeechCLIError as error:
         raise fail(str(error)) from None
     if report.complete:
@@ -228,12 +468,20 @@ def featurize(
 
 
 def _cache_for(data: Path, cache: Path | None, kind: CorpusKind, jobs: int, quiet: bool):
+    """A finished cache for ``data``. Under torchrun each rank featurizes its own shard, then rank 0 merges."""
+    from . import distributed
     from .data import FeatureCache
-    from .featurize import is_cache
+    from .featurize import is_cache, merge_cache
 
     if is_cache(data):
         return FeatureCache(data)
-    cache_dir, _ = _featurize(data, cache, kind, jobs, (0, 1), quiet)
+    topo = distributed.topology_from_env()
+    cache_dir, report = _featurize(data, cache, kind, jobs, (topo.rank, topo.world), quiet)
+    distributed.barrier()
+    if topo.distributed:
+        if topo.is_main and not report.complete:
+            merge_cache(cache_dir)
+        distributed.barrier()
     return FeatureCache(cache_dir)
 
 
@@ -248,14 +496,19 @@ def train(
     batch_frames: Annotated[int, typer.Option(help="Padded feature frames per batch (100 per second of audio).")] = 2000,
     learning_rate: Annotated[float, typer.Option("--lr")] = 3e-3,
     warmup_steps: Annotated[int, typer.Option()] = 100,
+    grad_accum: Annotated[int, typer.Option(min=1, help="Micro-batches per process per optimizer step (global batch = processes × this × --batch-frames).")] = 1,
+    precision: Annotated[str, typer.Option(help="auto (bf16 on CUDA, fp32 on CPU), fp32, bf16 or fp16 (CUDA only).")] = "auto",
+    checkpoint_minutes: Annotated[float, typer.Option(min=0, help="Also save OUT/last.pt this often within an epoch (0: every step).")] = 5.0,
     encoder_layers: Annotated[int, typer.Option()] = 3,
     encoder_hidden: Annotated[int, typer.Option()] = 256,
     decoder_hidden: Annotated[int, typer.Option()] = 320,
+    attention_dim: Annotated[int, typer.Option()] = 256,
+    conv_channels: Annotated[int, typer.Option()] = 32,
     dropout: Annotated[float, typer.Option()] = 0.15,
     ctc_weight: Annotated[float, typer.Option()] = 0.3,
     spec_augment: Annotated[bool, typer.Option(help="SpecAugment time and frequency masks.")] = True,
     seed: Annotated[int, typer.Option()] = 0,
-    resume: Annotated[bool, typer.Option(help="Continue from OUT/last.pt.")] = False,
+    resume: Annotated[bool, typer.Option(help="Continue from OUT/last.pt when it exists (else start afresh), with any number of processes.")] = False,
     cache: Annotated[Optional[Path], typer.Option(help="Where to featurize --data when it is a corpus.", file_okay=False)] = None,
     kind: Annotated[CorpusKind, typer.Option("--format", help="Corpus layout (default: detect).")] = CorpusKind.auto,
     jobs: Annotated[int, typer.Option(min=1, help="Featurize worker processes.")] = 1,
@@ -265,28 +518,43 @@ def train(
 ) -> None:
     """Train the attention-LSTM; validates CER/WER every epoch and keeps last.pt and best.pt.
 
+    Several processes: [bold]torchrun --nproc_per_node 8 -m speechcli train ...[/] (rank 0 writes and reports).
     Example: [bold]speechcli train --data corpus/ --out runs/first --epochs 20[/]
     """
+    from . import distributed
     from .errors import SpeechCLIError
     from .train import TrainConfig
     from .train import train as run_training
 
+    if precision not in ("auto", "fp32", "bf16", "fp16"):
+        raise typer.BadParameter("expected auto, fp32, bf16 or fp16", param_hint="--precision")
+    topo = distributed.topology_from_env()
+    quiet = quiet or not topo.is_main  # other ranks report errors only
     try:
         torch_device = _setup_torch(threads, device)
+        distributed.setup(torch_device)
         train_cache = _cache_for(data, cache, kind, jobs, quiet)
         dev_cache = _cache_for(dev, None, kind, jobs, quiet) if dev else None
         config = TrainConfig(out_dir=out, epochs=epochs, max_minutes=max_minutes, max_steps=max_steps,
                              batch_frames=batch_frames, learning_rate=learning_rate, warmup_steps=warmup_steps,
+                             checkpoint_minutes=checkpoint_minutes, grad_accum=grad_accum, precision=precision,
                              encoder_layers=encoder_layers, encoder_hidden=encoder_hidden, decoder_hidden=decoder_hidden,
+                             attention_dim=attention_dim, conv_channels=conv_channels,
                              dropout=dropout, ctc_weight=ctc_weight, spec_augment=spec_augment, seed=seed,
                              device=torch_device.type, threads=threads)
-        _info(quiet, f"training on {torch_device}; checkpoints in {out}")
+        where = f"{topo.world} processes" if topo.distributed else str(torch_device)
+        _info(quiet, f"training on {where}; checkpoints in {out}")
+        if resume and (out / "last.pt").exists():
+            _info(quiet, f"resuming from {out / 'last.pt'}")
         summary = _run_with_progress(run_training, config, train_cache, dev_cache, resume, quiet)
     except SpeechCLIError as error:
         raise fail(str(error)) from None
+    finally:
+        distributed.cleanup()
     _info(quiet, f"done: {summary['steps']} steps, {summary['epochs']} epochs, best dev CER {summary['best_cer']:.2%}, "
                  f"{summary['parameters'] / 1e6:.1f} M parameters, {summary['elapsed_s'] / 60:.1f} min")
-    print(out / "best.pt")
+    if topo.is_main:
+        print(out / "best.pt")
 
 
 def _run_with_progress(run_training, config, train_cache, dev_cache, resume: bool, quiet: bool) -> dict:

@@ -84,6 +84,25 @@ def make_batches(entries: list[Entry], max_frames: int, seed: int, epoch: int, s
     return batches
 
 
+def step_starts(batch_count: int, start: int, per_step: int) -> range:
+    """Positions in an epoch's batch list where each optimizer step's global batch begins.
+
+    A step consumes ``per_step`` = world size × gradient-accumulation consecutive batches, so a
+    step is the same whatever the layout that runs it: one process accumulating ``per_step``
+    batches, or ``per_step`` processes taking one each. A tail shorter than ``per_step`` is
+    skipped (at most ``per_step - 1`` batches per epoch). ``start`` (batches already consumed
+    this epoch) need not be a multiple of ``per_step``: a run resumed with another world size
+    continues from the very next unseen batch.
+    """
+    return range(start, batch_count - per_step + 1, per_step)
+
+
+def rank_share(global_batch: list[list[Entry]], rank: int, world: int) -> list[list[Entry]]:
+    """This rank's micro-batches of one step's global batch: a contiguous, disjoint slice."""
+    accum = len(global_batch) // world
+    return global_batch[rank * accum : (rank + 1) * accum]
+
+
 @dataclass
 class Batch:
     features: torch.Tensor  # (batch, frames, n_mels), normalised
@@ -92,6 +111,11 @@ class Batch:
     target_lengths: torch.Tensor  # (batch,)
     ids: list[str]
     texts: list[str]
+
+    def pin_memory(self) -> "Batch":
+        """Page-locked copies, so that ``to(cuda, non_blocking=True)`` overlaps with compute."""
+        return Batch(self.features.pin_memory(), self.feature_lengths, self.targets.pin_memory(), self.target_lengths,
+                     self.ids, self.texts)
 
     def to(self, device: torch.device) -> "Batch":
         return Batch(self.features.to(device, non_blocking=True), self.feature_lengths.to(device),

@@ -9,8 +9,12 @@ Layout of a cache directory::
     stats.json             global mean and std per mel bin, combined from the chunks' sums
 
 Every file is written to a temporary name and renamed, so an interrupted run loses nothing
-and a rerun skips the chunks that are done. ``shard=(i, n)`` lets independent processes
-(cluster array jobs) each do every n-th chunk; the manifest appears once all chunks exist.
+and a rerun skips the chunks that are done (a chunk is done once its ``.json`` exists; it is
+renamed into place after the ``.npy``). ``shard=(i, n)`` lets independent processes (cluster
+array jobs) each do every n-th chunk. Whichever process finds all chunks present writes the
+manifest and stats (the merge reads only the small ``.json`` files); :func:`merge_cache`
+does the same step on its own, for a final job after an array of shards. Two processes
+merging at once write identical files, each by atomic rename, so that race is harmless.
 """
 
 from __future__ import annotations
@@ -55,17 +59,21 @@ def featurize(
     *,
     jobs: int = 1,
     shard: tuple[int, int] = (0, 1),
+    chunk_size: int = CHUNK_SIZE,
     on_chunk: Callable[[int, int], None] | None = None,
 ) -> FeaturizeReport:
     """Write the features of ``utterances`` into ``cache_dir``; resumable and shardable.
 
+    Every shard of one cache must use the same ``chunk_size`` (it is recorded in config.json).
     ``on_chunk(done, total)`` is called after each chunk this process handles.
     """
     cache_dir = Path(cache_dir)
     utterances = sorted(utterances, key=lambda u: u.id)
-    _write_or_check_config(cache_dir, config, utterances)
-    chunks = [utterances[i : i + CHUNK_SIZE] for i in range(0, len(utterances), CHUNK_SIZE)]
+    _write_or_check_config(cache_dir, config, utterances, chunk_size)
+    chunks = [utterances[i : i + chunk_size] for i in range(0, len(utterances), chunk_size)]
     shard_index, shard_count = shard
+    if not (shard_count >= 1 and 0 <= shard_index < shard_count):
+        raise DatasetError(f"shard {shard_index}/{shard_count}: expected 0 <= i < N")
     mine = [k for k in range(len(chunks)) if k % shard_count == shard_index]
     todo = [k for k in mine if not _chunk_done(cache_dir, k)]
     report = FeaturizeReport(chunks_total=len(chunks), chunks_skipped=len(mine) - len(todo))
@@ -76,6 +84,28 @@ def featurize(
             on_chunk(done + report.chunks_skipped, len(mine))
     if all(_chunk_done(cache_dir, k) for k in range(len(chunks))):
         _merge(cache_dir, len(chunks), report)
+    return report
+
+
+def merge_cache(cache_dir: Path) -> FeaturizeReport:
+    """Write manifest.jsonl and stats.json of a cache whose chunks are all done (by any shards).
+
+    Raises
+    ------
+    DatasetError
+        When ``cache_dir`` is not a cache or some chunks are still missing.
+    """
+    cache_dir = Path(cache_dir)
+    if not is_cache(cache_dir):
+        raise DatasetError(f"{cache_dir}: not a feature cache (no config.json); run featurize first")
+    config = json.loads((cache_dir / "config.json").read_text())
+    count = -(-config["utterances"] // config["chunk_size"])
+    missing = [k for k in range(count) if not _chunk_done(cache_dir, k)]
+    if missing:
+        raise DatasetError(f"{cache_dir}: {len(missing)} of {count} chunks are not done yet "
+                           f"(first missing: {missing[0]}); run the remaining shards first")
+    report = FeaturizeReport(chunks_total=count)
+    _merge(cache_dir, count, report)
     return report
 
 
@@ -161,9 +191,9 @@ def _merge(cache_dir: Path, chunk_count: int, report: FeaturizeReport) -> None:
     report.complete = True
 
 
-def _write_or_check_config(cache_dir: Path, config: FeatureConfig, utterances: Sequence[Utterance]) -> None:
+def _write_or_check_config(cache_dir: Path, config: FeatureConfig, utterances: Sequence[Utterance], chunk_size: int) -> None:
     fingerprint = _fingerprint(utterances)
-    wanted = {"version": CACHE_VERSION, "features": config.to_dict(), "chunk_size": CHUNK_SIZE,
+    wanted = {"version": CACHE_VERSION, "features": config.to_dict(), "chunk_size": chunk_size,
               "utterances": len(utterances), "fingerprint": fingerprint}
     config_path = cache_dir / "config.json"
     if config_path.exists():

@@ -1,7 +1,19 @@
-"""Training loop: feature caches → batches → model → checkpoints (``last.pt``, ``best.pt``)."""
+"""Training loop: feature caches → batches → model → checkpoints (``last.pt``, ``best.pt``).
+
+Runs as one process or as one of several under ``torchrun`` (DistributedDataParallel; see
+:mod:`speechcli.distributed`). One optimizer step consumes a *global batch* of
+``world × grad_accum`` consecutive length-bucketed batches of the epoch's shuffled list, which
+every rank builds identically from the shared seed; rank ``r`` takes its own contiguous slice.
+Each micro-batch loss is divided by ``grad_accum`` and DDP averages over ranks, so the
+gradient is the mean of the micro-batch gradients: a single process with
+``grad_accum = world × k`` takes exactly the same steps as ``world`` processes with ``k``.
+Only rank 0 writes checkpoints and reports progress; validation splits the dev set across
+ranks and sums the error counts.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import time
@@ -12,8 +24,9 @@ from typing import Callable
 import numpy as np
 import torch
 
+from . import distributed
 from .checkpoint import read_bundle, save_checkpoint
-from .data import Entry, FeatureCache, collate, make_batches, spec_augment, split_dev, usable
+from .data import Entry, FeatureCache, collate, make_batches, rank_share, spec_augment, split_dev, step_starts, usable
 from .decoding import DecodingOptions, decode_batch
 from .errors import CheckpointError, DatasetError
 from .metrics import ErrorRate
@@ -38,7 +51,9 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     threads: int | None = None
-    checkpoint_minutes: float = 5.0  # also save last.pt this often inside an epoch
+    checkpoint_minutes: float = 5.0  # also save last.pt this often inside an epoch (0: every step)
+    grad_accum: int = 1  # micro-batches per rank per optimizer step
+    precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU), fp32, bf16, fp16 (CUDA, loss-scaled)
     dev_utterances: int = 400  # at most this many dev utterances are decoded per validation
     # model shape
     encoder_layers: int = 3
@@ -93,56 +108,107 @@ def resolve_device(name: str) -> torch.device:
 
 def train(config: TrainConfig, train_cache: FeatureCache, dev_cache: FeatureCache | None = None, *,
           resume: bool = False, on_progress: Callable[[TrainProgress], None] | None = None) -> dict:
-    """Train and return a summary; checkpoints land in ``config.out_dir``."""
+    """Train and return a summary; checkpoints land in ``config.out_dir``.
+
+    Under ``torchrun`` every rank calls this; ``on_progress`` is only called on rank 0.
+    """
     device = resolve_device(config.device)
+    owns_group = not torch.distributed.is_initialized()
+    topo = distributed.setup(device)
+    device = distributed.local_device(device, topo)
     if config.threads:
         torch.set_num_threads(config.threads)
-    _seed_everything(config.seed)
+    if config.grad_accum < 1:
+        raise DatasetError("--grad-accum must be at least 1")
+    autocast_dtype = _autocast_dtype(config.precision, device)
+    _seed_everything(config.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
     vocab = Vocabulary.default()
     train_entries, dev_entries = _splits(train_cache, dev_cache, config)
     model = Seq2Seq(config.model_config(len(vocab), train_cache.feature_config.n_mels), vocab.blank_id, vocab.sos_id).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    scaler = torch.amp.GradScaler(device.type, enabled=autocast_dtype == torch.float16)
     state = _State()
     last_path = Path(config.out_dir) / "last.pt"
     if resume and last_path.exists():
-        state = _restore(last_path, model, optimizer, device)
-    batches_per_epoch = len(make_batches(train_entries, config.batch_frames, config.seed, 0))
-    total_steps = config.max_steps or config.epochs * batches_per_epoch
+        state = _restore(last_path, model, optimizer, scaler, device)
+    if topo.rank:  # other ranks draw their own SpecAugment masks and dropout
+        _seed_everything(config.seed + 1_000_003 * topo.rank + state.step)
+    net = model
+    if topo.distributed:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    per_step = topo.world * config.grad_accum
+    first_batches = make_batches(train_entries, config.batch_frames, config.seed, 0)
+    if len(first_batches) < per_step:
+        raise DatasetError(f"only {len(first_batches)} batches per epoch, fewer than world size × --grad-accum = {per_step}; "
+                           "lower --batch-frames")
+    total_steps = config.max_steps or config.epochs * (len(first_batches) // per_step)
     schedule = lambda step: _learning_rate(config, step, total_steps)  # noqa: E731
-    saver = _Saver(config, model, optimizer, vocab, train_cache, state)
+    saver = _Saver(config, model, optimizer, scaler, vocab, train_cache, state, topo)
     meter = _Meter()
     started = time.monotonic() - state.elapsed_s
     dev_source = dev_cache or train_cache
-    stop = False
-    while state.epoch < config.epochs and not stop:
-        batches = make_batches(train_entries, config.batch_frames, config.seed, state.epoch, sorted_order=state.epoch == 0)
-        model.train()
-        for index in range(state.batch_in_epoch, len(batches)):
-            loss = _train_step(model, optimizer, collate(train_cache, batches[index], vocab), config, schedule(state.step), device)
-            state.step += 1
-            state.batch_in_epoch = index + 1
-            state.elapsed_s = time.monotonic() - started
-            meter.add(batches[index], train_cache.feature_config)
-            if on_progress:
-                on_progress(meter.progress(state, index + 1, len(batches), loss, schedule(state.step), total_steps))
-            if _out_of_budget(config, state):
-                stop = True
-                break
-            saver.maybe_save_periodic()
-        if not stop:
-            state.epoch += 1
-            state.batch_in_epoch = 0
-        scores = evaluate_cache(model, dev_source, dev_entries, vocab, device)
-        state.history.append({"epoch": state.epoch, "step": state.step, **scores})
-        improved = scores["cer"] < state.best_cer
-        if improved:
-            state.best_cer = scores["cer"]
-        saver.save(best=improved, scores=scores)
-        if on_progress:
-            on_progress(meter.progress(state, 0, 1, float("nan"), schedule(state.step), total_steps, validation=scores))
+    report = on_progress if topo.is_main else None
+    stop = _out_of_budget(config, state)  # a finished run, resumed with the same budget, does nothing
+    try:
+        while state.epoch < config.epochs and not stop:
+            batches = make_batches(train_entries, config.batch_frames, config.seed, state.epoch, sorted_order=state.epoch == 0)
+            model.train()
+            for start in step_starts(len(batches), state.batch_in_epoch, per_step):
+                global_batch = batches[start : start + per_step]
+                micro = [_load(train_cache, entries, vocab, device) for entries in rank_share(global_batch, topo.rank, topo.world)]
+                loss = _train_step(net, optimizer, scaler, micro, config, schedule(state.step), device, autocast_dtype)
+                state.step += 1
+                state.batch_in_epoch = start + per_step
+                state.elapsed_s = time.monotonic() - started
+                meter.add([e for batch in global_batch for e in batch], train_cache.feature_config)
+                # time-based decisions must agree on all ranks, or they would wait for each other forever
+                loss_sum, stop_votes, save_votes = distributed.all_reduce_sum(
+                    [loss, float(_out_of_budget(config, state)), float(saver.due())], device)
+                if report:
+                    report(meter.progress(state, state.batch_in_epoch, len(batches), loss_sum / topo.world,
+                                          schedule(state.step), total_steps))
+                if stop_votes:
+                    stop = True
+                    break
+                if save_votes:
+                    saver.save(best=False, scores=None)
+            if not stop:
+                state.epoch += 1
+                state.batch_in_epoch = 0
+            scores = _evaluate_shared(model, dev_source, dev_entries, vocab, device, topo)
+            state.history.append({"epoch": state.epoch, "step": state.step, **scores})
+            improved = scores["cer"] < state.best_cer
+            if improved:
+                state.best_cer = scores["cer"]
+            saver.save(best=improved, scores=scores)
+            if report:
+                report(meter.progress(state, 0, 1, float("nan"), schedule(state.step), total_steps, validation=scores))
+    finally:
+        if owns_group:
+            distributed.cleanup()
     return {"steps": state.step, "epochs": state.epoch, "best_cer": state.best_cer, "history": state.history,
             "parameters": count_parameters(model), "elapsed_s": state.elapsed_s,
-            "train_utterances": len(train_entries), "dev_utterances": len(dev_entries)}
+            "train_utterances": len(train_entries), "dev_utterances": len(dev_entries), "world_size": topo.world}
+
+
+def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``precision`` on ``device``; None = plain fp32."""
+    if precision == "auto":
+        return torch.bfloat16 if device.type == "cuda" else None
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision == "fp16":
+        if device.type != "cuda":
+            raise DatasetError("--precision fp16 needs a CUDA device (use bf16 or fp32 on CPU)")
+        return torch.float16
+    raise DatasetError(f"unknown precision {precision!r} (auto, fp32, bf16, fp16)")
+
+
+def _load(cache: FeatureCache, entries: list[Entry], vocab: Vocabulary, device: torch.device):
+    batch = collate(cache, entries, vocab)
+    return batch.pin_memory() if device.type == "cuda" else batch
 
 
 def _splits(train_cache: FeatureCache, dev_cache: FeatureCache | None, config: TrainConfig):
@@ -161,18 +227,31 @@ def _splits(train_cache: FeatureCache, dev_cache: FeatureCache | None, config: T
     return train_entries, dev
 
 
-def _train_step(model, optimizer, batch, config: TrainConfig, lr: float, device) -> float:
+def _train_step(net, optimizer, scaler, batches: list, config: TrainConfig, lr: float, device,
+                autocast_dtype: torch.dtype | None) -> float:
+    """One optimizer step over this rank's micro-batches; returns their mean loss.
+
+    Gradients of micro-batches before the last are kept local (``no_sync``); DDP averages the
+    accumulated gradient over ranks during the last backward.
+    """
     for group in optimizer.param_groups:
         group["lr"] = lr
-    batch = batch.to(device)
-    features = spec_augment(batch.features) if config.spec_augment else batch.features
-    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-        losses = model(features, batch.feature_lengths, batch.targets, batch.target_lengths)
     optimizer.zero_grad(set_to_none=True)
-    losses["loss"].backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-    optimizer.step()
-    return float(losses["loss"].detach())
+    total = 0.0
+    for i, batch in enumerate(batches):
+        last = i == len(batches) - 1
+        with contextlib.nullcontext() if last or not hasattr(net, "no_sync") else net.no_sync():
+            batch = batch.to(device)
+            features = spec_augment(batch.features) if config.spec_augment else batch.features
+            with torch.autocast(device_type=device.type, dtype=autocast_dtype or torch.bfloat16, enabled=autocast_dtype is not None):
+                losses = net(features, batch.feature_lengths, batch.targets, batch.target_lengths)
+            scaler.scale(losses["loss"] / len(batches)).backward()
+        total += float(losses["loss"].detach())
+    scaler.unscale_(optimizer)
+    torch.nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+    return total / len(batches)
 
 
 def _learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
@@ -194,14 +273,29 @@ def _out_of_budget(config: TrainConfig, state: _State) -> bool:
 def evaluate_cache(model: Seq2Seq, cache: FeatureCache, entries: list[Entry], vocab: Vocabulary, device,
                    options: DecodingOptions = DecodingOptions(beam_size=1), batch_frames: int = 20000) -> dict:
     """Greedy-decode ``entries`` and score them: {'cer', 'wer', 'utterances'}."""
+    errors = _error_counts(model, cache, entries, vocab, device, options, batch_frames)
+    return {"cer": errors.cer, "wer": errors.wer, "utterances": errors.utterances}
+
+
+def _error_counts(model, cache, entries, vocab, device, options=DecodingOptions(beam_size=1), batch_frames=20000) -> ErrorRate:
     was_training = model.training
     model.eval()
     errors = ErrorRate()
-    for batch_entries in make_batches(entries, batch_frames, seed=0, epoch=0, sorted_order=True):
-        batch = collate(cache, batch_entries, vocab).to(device)
-        for text, hyp in zip(batch.texts, decode_batch(model, batch.features, batch.feature_lengths, options)):
-            errors.add(text, vocab.decode(hyp.tokens))
+    with torch.inference_mode():
+        for batch_entries in make_batches(entries, batch_frames, seed=0, epoch=0, sorted_order=True) if entries else []:
+            batch = collate(cache, batch_entries, vocab).to(device)
+            for text, hyp in zip(batch.texts, decode_batch(model, batch.features, batch.feature_lengths, options)):
+                errors.add(text, vocab.decode(hyp.tokens))
     model.train(was_training)
+    return errors
+
+
+def _evaluate_shared(model, cache, entries, vocab, device, topo: distributed.Topology) -> dict:
+    """Each rank decodes every world-th dev utterance; the error counts are summed over ranks."""
+    errors = _error_counts(model, cache, entries[topo.rank :: topo.world], vocab, device)
+    names = ("word_errors", "words", "char_errors", "chars", "utterances")
+    totals = distributed.all_reduce_sum([float(getattr(errors, n)) for n in names], device)
+    errors = ErrorRate(**{n: int(round(t)) for n, t in zip(names, totals)})
     return {"cer": errors.cer, "wer": errors.wer, "utterances": errors.utterances}
 
 
@@ -228,24 +322,31 @@ class _Meter:
 
 
 class _Saver:
-    """Writes ``last.pt`` (with optimizer and RNG state, for --resume) and ``best.pt`` atomically."""
+    """Writes ``last.pt`` (with optimizer, scaler and RNG state, for --resume) and ``best.pt`` atomically.
 
-    def __init__(self, config: TrainConfig, model, optimizer, vocab, cache: FeatureCache, state: _State):
-        self.config, self.model, self.optimizer, self.vocab, self.cache, self.state = config, model, optimizer, vocab, cache, state
+    Only rank 0 writes; all ranks call :meth:`save` together and meet in a barrier afterwards.
+    """
+
+    def __init__(self, config: TrainConfig, model, optimizer, scaler, vocab, cache: FeatureCache, state: _State,
+                 topo: distributed.Topology):
+        self.config, self.model, self.optimizer, self.scaler = config, model, optimizer, scaler
+        self.vocab, self.cache, self.state, self.topo = vocab, cache, state, topo
         self.last_save = time.monotonic()
 
-    def maybe_save_periodic(self) -> None:
-        if time.monotonic() - self.last_save >= self.config.checkpoint_minutes * 60:
-            self.save(best=False, scores=None)
+    def due(self) -> bool:
+        return time.monotonic() - self.last_save >= self.config.checkpoint_minutes * 60
 
     def save(self, best: bool, scores: dict | None) -> None:
-        out = Path(self.config.out_dir)
-        info = {"step": self.state.step, "epoch": self.state.epoch, "dev": scores, "best_cer": self.state.best_cer,
-                "train_config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self.config).items()}}
-        common = (self.model, self.vocab, self.cache.feature_config, self.cache.mean, self.cache.std)
-        save_checkpoint(out / "last.pt", *common, info=info, training_state=self._training_state())
-        if best:
-            save_checkpoint(out / "best.pt", *common, info=info)
+        if self.topo.is_main:
+            out = Path(self.config.out_dir)
+            info = {"step": self.state.step, "epoch": self.state.epoch, "dev": scores, "best_cer": self.state.best_cer,
+                    "world_size": self.topo.world,
+                    "train_config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self.config).items()}}
+            common = (self.model, self.vocab, self.cache.feature_config, self.cache.mean, self.cache.std)
+            save_checkpoint(out / "last.pt", *common, info=info, training_state=self._training_state())
+            if best:
+                save_checkpoint(out / "best.pt", *common, info=info)
+        distributed.barrier()
         self.last_save = time.monotonic()
 
     def _training_state(self) -> dict:
@@ -254,16 +355,20 @@ class _Saver:
                 "batch_in_epoch": s.batch_in_epoch, "best_cer": s.best_cer, "elapsed_s": s.elapsed_s,
                 "history": s.history, "torch_rng": torch.get_rng_state(),
                 "numpy_rng": torch.from_numpy(np.random.get_state()[1].astype(np.int64)),
-                "python_rng_seed": random.getrandbits(62)}
+                "python_rng_seed": random.getrandbits(62), "grad_scaler": self.scaler.state_dict(),
+                "world_size": self.topo.world, "grad_accum": self.config.grad_accum}
 
 
-def _restore(path: Path, model, optimizer, device) -> _State:
+def _restore(path: Path, model, optimizer, scaler, device) -> _State:
+    """Load ``last.pt``'s weights, optimizer, scaler and RNG state; ``batch_in_epoch`` is the sampler position."""
     bundle = read_bundle(path)
     if "training_state" not in bundle:
         raise CheckpointError(f"{path}: has no training state to resume from")
     model.load_state_dict(bundle["state_dict"])
     ts = bundle["training_state"]
     optimizer.load_state_dict(ts["optimizer"])
+    if ts.get("grad_scaler"):  # absent in checkpoints from before mixed-precision support
+        scaler.load_state_dict(ts["grad_scaler"])
     torch.set_rng_state(ts["torch_rng"])
     np.random.seed(int(ts["numpy_rng"][0]) % (2**32))
     random.seed(int(ts["python_rng_seed"]))

@@ -1,0 +1,95 @@
+"""Training checkpoints: resume continues exactly, with old checkpoints and with another layout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from speechcli.checkpoint import read_bundle, save_checkpoint
+from speechcli.corpus import read_corpus
+from speechcli.data import FeatureCache
+from speechcli.errors import DatasetError
+from speechcli.featurize import featurize
+from speechcli.train import TrainConfig, train
+from test_featurize import make_corpus
+
+TINY = dict(encoder_layers=1, encoder_hidden=32, decoder_hidden=32, attention_dim=32, conv_channels=4,
+            dropout=0.0, spec_augment=False, batch_frames=300, warmup_steps=2, learning_rate=1e-3,
+            epochs=50, threads=1, device="cpu", checkpoint_minutes=60.0)
+
+
+def tiny_config(out: Path, **changes) -> TrainConfig:
+    return TrainConfig(out_dir=out, **{**TINY, **changes})
+
+
+@pytest.fixture(scope="session")
+def tiny_cache(tmp_path_factory) -> Path:
+    """A finished feature cache of 40 short synthetic utterances (shared by the training tests)."""
+    root = tmp_path_factory.mktemp("train_corpus")
+    cache = root / "cache"
+    featurize(read_corpus(make_corpus(root / "pairs", count=40)), cache, chunk_size=10)
+    return cache
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return read_bundle(path)["state_dict"]
+
+
+def assert_same_weights(a: Path, b: Path, atol: float = 1e-6) -> None:
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    for name in wa:
+        torch.testing.assert_close(wa[name], wb[name], atol=atol, rtol=1e-5, msg=name)
+
+
+def test_resume_continues_exactly_and_accepts_old_checkpoints(tiny_cache, tmp_path):
+    cache = FeatureCache(tiny_cache)
+    straight = train(tiny_config(tmp_path / "straight", max_steps=4), cache)
+    assert straight["steps"] == 4
+    half = train(tiny_config(tmp_path / "resumed", max_steps=2), cache)
+    assert half["steps"] == 2
+    # strip the keys this version added: a checkpoint written by the previous train.py must still resume
+    path = tmp_path / "resumed" / "last.pt"
+    bundle = read_bundle(path)
+    for key in ("grad_scaler", "world_size", "grad_accum"):
+        bundle["training_state"].pop(key)
+    torch.save(bundle, path)
+    resumed = train(tiny_config(tmp_path / "resumed", max_steps=4), cache, resume=True)
+    assert resumed["steps"] == 4
+    assert read_bundle(path)["training_state"]["step"] == 4
+    assert_same_weights(tmp_path / "straight" / "last.pt", path)
+    # the same command once more: the run is complete, nothing is trained or rewritten
+    written = path.stat().st_mtime_ns
+    assert train(tiny_config(tmp_path / "resumed", max_steps=4), cache, resume=True)["steps"] == 4
+    assert path.stat().st_mtime_ns == written
+
+
+def test_resume_with_another_layout_continues_at_the_next_batch(tiny_cache, tmp_path):
+    cache = FeatureCache(tiny_cache)
+    out = tmp_path / "run"
+    train(tiny_config(out, max_steps=3), cache)
+    assert read_bundle(out / "last.pt")["training_state"]["batch_in_epoch"] == 3
+    train(tiny_config(out, max_steps=5, grad_accum=2), cache, resume=True)
+    state = read_bundle(out / "last.pt")["training_state"]
+    assert (state["step"], state["batch_in_epoch"], state["grad_accum"]) == (5, 3 + 2 * 2, 2)
+
+
+def test_periodic_checkpoints_and_bad_settings(tiny_cache, tmp_path):
+    cache = FeatureCache(tiny_cache)
+    with pytest.raises(DatasetError, match="fp16 needs a CUDA device"):
+        train(tiny_config(tmp_path / "fp16", max_steps=1, precision="fp16"), cache)
+    with pytest.raises(DatasetError, match="lower --batch-frames"):
+        train(tiny_config(tmp_path / "huge", max_steps=1, batch_frames=10**7, grad_accum=2), cache)
+    out = tmp_path / "every"
+    summary = train(tiny_config(out, max_steps=2, checkpoint_minutes=0.0), cache)
+    assert summary["steps"] == 2 and sorted(p.name for p in out.iterdir()) == ["best.pt", "last.pt"]
