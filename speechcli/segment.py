@@ -1,6 +1,12 @@
-"""Split long recordings at pauses so that no piece exceeds what the model was trained on."""
+"""Split long recordings at pauses so that no piece exceeds what the model was trained on.
+
+`split_at_pauses` works on a whole array; `PauseSplitter` does the same on a stream of blocks
+(hour-long files), holding at most about one window of audio at a time.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -8,31 +14,105 @@ from .audio import SAMPLE_RATE
 
 MAX_SEGMENT_S = 20.0
 FRAME_S = 0.03
+SILENCE_DB = -60.0  # a recording whose loud frames are quieter than this is treated as silent
+PAD_S = 0.15  # context kept on each side of a speech region
 
 
 def split_at_pauses(samples: np.ndarray, sample_rate: int = SAMPLE_RATE, max_seconds: float = MAX_SEGMENT_S,
-                    min_silence_s: float = 0.3) -> list[tuple[int, int]]:
+                    min_silence_s: float = 0.3, loud_db: float | None = None) -> list[tuple[int, int]]:
     """Return (start, end) sample ranges covering the speech, each at most ``max_seconds`` long.
 
-    Frames quieter than an adaptive threshold (relative to the recording's own loud frames) count
-    as silence; runs of silence of at least ``min_silence_s`` separate segments, and a segment
-    still too long is cut at its quietest frame. All-silent audio gives no segments.
+    Frames quieter than an adaptive threshold (relative to the recording's own loud frames, or
+    to ``loud_db`` when given) count as silence; runs of silence of at least ``min_silence_s``
+    separate segments, and a segment still too long is cut at its quietest frame. All-silent
+    audio gives no segments.
     """
     hop = int(FRAME_S * sample_rate)
     frames = len(samples) // hop
     if frames == 0:
-        return [(0, len(samples))] if len(samples) else []
+        return [(0, len(samples))] if len(samples) and np.abs(samples).max() > 1e-3 else []
     energy = _frame_energy_db(samples[: frames * hop].reshape(frames, hop))
-    loud = np.percentile(energy, 95)
-    if loud < -60:  # digital silence or close to it
+    loud = float(np.percentile(energy, 95)) if loud_db is None else loud_db
+    if loud < SILENCE_DB:  # digital silence or close to it
         return []
     threshold = max(loud - 35.0, min(np.percentile(energy, 10) + 6.0, loud - 10.0))
     speech = energy > threshold
     regions = _speech_regions(speech, int(min_silence_s / FRAME_S))
     max_frames = int(max_seconds / FRAME_S)
     pieces = [piece for region in regions for piece in _cut_long(region, energy, max_frames)]
-    pad = int(0.15 / FRAME_S)
+    pad = int(PAD_S / FRAME_S)
     return [(max(0, s - pad) * hop, min(frames, e + pad) * hop if e + pad < frames else len(samples)) for s, e in pieces]
+
+
+def loudness_db(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> float:
+    """The 95th percentile of frame energies (dB): the level `split_at_pauses` calls loud."""
+    hop = int(FRAME_S * sample_rate)
+    frames = len(samples) // hop
+    if frames == 0:
+        return -100.0
+    return float(np.percentile(_frame_energy_db(samples[: frames * hop].reshape(frames, hop)), 95))
+
+
+@dataclass
+class Piece:
+    start: int  # sample offset in the whole stream
+    samples: np.ndarray
+
+
+class PauseSplitter:
+    """Streaming form of :func:`split_at_pauses`: ``feed`` blocks, then ``finish``.
+
+    Audio is split a window (``window_s``) at a time; pieces that end well before the window's
+    end are final, the rest of the window is carried into the next one. Streams shorter than a
+    window are split exactly as :func:`split_at_pauses` splits the whole array. The loudness
+    reference decays slowly between windows, so a quiet stretch of a loud recording is not
+    mistaken for speech.
+    """
+
+    def __init__(self, sample_rate: int = SAMPLE_RATE, max_seconds: float = MAX_SEGMENT_S, window_s: float = 60.0,
+                 min_silence_s: float = 0.3):
+        self.rate, self.max_seconds, self.min_silence_s = sample_rate, max_seconds, min_silence_s
+        self.window = int(max(window_s, 2.5 * max_seconds) * sample_rate)
+        self.hold = int(1.0 * sample_rate)  # pieces ending this close to the window's end may continue
+        self._buffer: list[np.ndarray] = []
+        self._buffered = 0
+        self._offset = 0  # stream position of the buffer's first sample
+        self._loud: float | None = None
+
+    def feed(self, samples: np.ndarray) -> list[Piece]:
+        self._buffer.append(samples)
+        self._buffered += len(samples)
+        pieces: list[Piece] = []
+        while self._buffered >= self.window:
+            pieces += self._split(final=False)
+        return pieces
+
+    def finish(self) -> list[Piece]:
+        return self._split(final=True) if self._buffered else []
+
+    def _split(self, final: bool) -> list[Piece]:
+        audio = np.concatenate(self._buffer) if len(self._buffer) != 1 else self._buffer[0]
+        window = audio if final else audio[: self.window]
+        loud = loudness_db(window, self.rate)
+        if self._loud is not None:  # decays 6 dB per window
+            loud = max(loud, self._loud - 6.0)
+        self._loud = loud
+        single = final and self._offset == 0  # the whole stream at once: behave like split_at_pauses
+        ranges = split_at_pauses(window, self.rate, self.max_seconds, self.min_silence_s, None if single else loud)
+        if final:
+            keep, consumed = ranges, len(audio)
+        else:
+            keep = [(s, e) for s, e in ranges if e <= len(window) - self.hold]
+            consumed = keep[-1][1] if keep else len(window) - self.hold
+            if not keep and ranges:  # one region runs to the window's end: keep from its start
+                consumed = min(consumed, ranges[0][0])
+            consumed = max(consumed, 1)
+        pieces = [Piece(self._offset + s, audio[s:e].copy()) for s, e in keep]
+        rest = audio[consumed:]
+        self._buffer = [rest] if len(rest) else []
+        self._buffered = len(rest)
+        self._offset += consumed
+        return pieces
 
 
 def _frame_energy_db(frames: np.ndarray) -> np.ndarray:

@@ -1,26 +1,39 @@
-"""Audio files → transcripts with segments, word times and confidences, decoded in batches."""
+"""Audio → transcripts with segments, word times and confidences, decoded in batches across files.
+
+Each source is read as a stream of blocks and split at pauses into pieces of at most 20 s
+(`segment.PauseSplitter`), so an hour-long recording never sits in memory whole and the
+attention never sees more audio than it was trained on. Pieces from many sources wait in a
+pool of at most ``GROUP_SECONDS`` of audio; the pool is decoded in length-sorted batches, and a
+source's transcript is yielded (in input order) once all its pieces are decoded.
+"""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Union
+from typing import Callable, Iterable, Iterator, Literal, Union
 
 import numpy as np
 import torch
 
-from .audio import load_audio, log_mel
+from .alignment import WordSpan, attention_word_spans, ctc_word_spans, word_confidence
+from .audio import log_mel, prepare_samples
 from .checkpoint import LoadedModel
 from .data import normalize_features
-from .decoding import DecodingOptions, Hypothesis, decode_batch
+from . import decoding
+from .decoding import DecodingOptions, Hypothesis, beam_search, greedy_search
 from .errors import SpeechCLIError
+from .inputs import AudioStream, Source, open_stream
 from .model import SUBSAMPLING
-from .segment import split_at_pauses
+from .segment import PauseSplitter
 
-AudioSource = Union[str, Path, tuple[str, np.ndarray]]  # a path, or (name, 16 kHz mono samples)
-GROUP_SECONDS = 600.0  # audio loaded and decoded together: bounds memory on long batches
+# a path, (name, 16 kHz mono samples), (name, encoded audio bytes) or an expanded input
+AudioSource = Union[str, Path, tuple[str, np.ndarray], tuple[str, bytes], Source]
+WordTiming = Literal["ctc", "attention"]
+GROUP_SECONDS = 600.0  # audio decoded together: bounds memory, gives batches of similar lengths
 BATCH_FRAMES = 30_000  # padded feature frames per decoder batch
+MIN_PIECE_S = 0.1  # shorter pieces are padded with silence so the encoder has frames to work on
 
 
 @dataclass
@@ -37,7 +50,7 @@ class Segment:
     end: float
     text: str
     words: list[Word] = field(default_factory=list)
-    attention: np.ndarray | None = None  # (characters + 1, encoder frames), for visualisation
+    attention: np.ndarray | None = None  # (characters + 1, encoder frames), kept only when asked for
     confidence: float = 1.0
 
 
@@ -46,6 +59,7 @@ class Transcript:
     source: str
     duration: float
     segments: list[Segment]
+    warnings: list[str] = field(default_factory=list)  # e.g. "truncated ..."; the transcript is still usable
 
     @property
     def text(self) -> str:
@@ -63,66 +77,145 @@ class Failure:
 
 
 @dataclass
+class Progress:
+    """Reported after each decoded batch: how far each unfinished source has got."""
+
+    index: int  # position of the source in the input
+    source: str
+    seconds_done: float  # audio seconds of this source decoded so far
+    duration: float | None  # its total length, if known before reading it all
+    finished: bool
+
+
+@dataclass
 class _Piece:
     index: int  # which source
     start: int  # sample offset of this piece in its source
     features: torch.Tensor
 
 
-def transcribe(model: LoadedModel, audio: AudioSource, options: DecodingOptions = DecodingOptions()) -> Transcript:
+@dataclass
+class _Pending:
+    """A source whose pieces are (partly) in flight."""
+
+    name: str
+    stream: AudioStream | None
+    samples_read: int = 0
+    pieces_waiting: int = 0
+    read_all: bool = False
+    seconds_done: float = 0.0
+    segments: list[Segment] = field(default_factory=list)
+    failure: Failure | None = None
+
+
+def transcribe(model: LoadedModel, audio: AudioSource, options: DecodingOptions = DecodingOptions(),
+               keep_attention: bool = True) -> Transcript:
     """Transcribe one file (or ``(name, samples)``); raises :class:`SpeechCLIError` on bad input."""
-    result = next(transcribe_many(model, [audio], options))
+    result = next(transcribe_many(model, [audio], options, keep_attention=keep_attention))
     if isinstance(result, Failure):
         raise result.error
     return result
 
 
 def transcribe_many(model: LoadedModel, sources: Iterable[AudioSource], options: DecodingOptions = DecodingOptions(),
-                    on_audio_seconds: Callable[[float], None] | None = None) -> Iterator[Transcript | Failure]:
-    """Yield one Transcript or Failure per source, in input order, batching across sources."""
-    group: list[tuple[str, np.ndarray | SpeechCLIError]] = []
-    seconds = 0.0
-    for source in sources:
-        name, loaded = _load(source, model.feature_config.sample_rate)
-        group.append((name, loaded))
-        seconds += len(loaded) / model.feature_config.sample_rate if isinstance(loaded, np.ndarray) else 0
-        if seconds >= GROUP_SECONDS:
-            yield from _transcribe_group(model, group, options, on_audio_seconds)
-            group, seconds = [], 0.0
-    if group:
-        yield from _transcribe_group(model, group, options, on_audio_seconds)
+                    on_progress: Callable[[Progress], None] | None = None, keep_attention: bool = False,
+                    word_timing: WordTiming = "ctc") -> Iterator[Transcript | Failure]:
+    """Yield one Transcript or Failure per source, in input order, batching pieces across sources.
 
-
-def _load(source: AudioSource, sample_rate: int) -> tuple[str, np.ndarray | SpeechCLIError]:
-    if isinstance(source, tuple):
-        return source[0], source[1]
-    try:
-        return str(source), load_audio(source, sample_rate)
-    except SpeechCLIError as error:
-        return str(source), error
-
-
-def _transcribe_group(model: LoadedModel, group, options, on_audio_seconds) -> Iterator[Transcript | Failure]:
+    Memory stays bounded by ``GROUP_SECONDS`` of features plus one read block per source in
+    flight, whatever the sources' lengths. ``on_progress`` is called after each decoded batch.
+    """
     rate = model.feature_config.sample_rate
-    pieces = []
-    for index, (_, samples) in enumerate(group):
-        if isinstance(samples, np.ndarray):
-            pieces += [_Piece(index, s, _features(model, samples[s:e])) for s, e in split_at_pauses(samples, rate)]
-    segments: dict[int, list[Segment]] = {i: [] for i in range(len(group))}
-    for batch in _batches(pieces):
-        hyps = _decode(model, [p.features for p in batch], options)
-        for piece, hyp in zip(batch, hyps):
-            segments[piece.index].append(_segment(model, piece, hyp))
-        if on_audio_seconds:
-            on_audio_seconds(sum(len(p.features) for p in batch) * model.feature_config.frame_shift_ms / 1000)
-    for index, (name, samples) in enumerate(group):
-        if isinstance(samples, SpeechCLIError):
-            yield Failure(name, samples)
-        else:
-            yield Transcript(name, len(samples) / rate, sorted(segments[index], key=lambda s: s.start))
+    pending: dict[int, _Pending] = {}
+    pool: list[_Piece] = []
+    next_out = 0
+
+    def flush() -> Iterator[Transcript | Failure]:
+        nonlocal pool, next_out
+        _decode_pool(model, pool, pending, options, keep_attention, word_timing, on_progress)
+        pool = []
+        while next_out in pending and _done(pending[next_out]):
+            yield _result(pending.pop(next_out), rate)
+            next_out += 1
+
+    for index, source in enumerate(sources):
+        state = pending[index] = _open(source, rate)
+        if state.failure is None:
+            splitter = PauseSplitter(rate)
+            for block in _blocks(state):
+                state.samples_read += len(block)
+                for piece in splitter.feed(block):
+                    pool.append(_Piece(index, piece.start, _features(model, piece.samples)))
+                    state.pieces_waiting += 1
+                if _pool_seconds(model, pool) >= GROUP_SECONDS:
+                    yield from flush()
+            for piece in splitter.finish():
+                pool.append(_Piece(index, piece.start, _features(model, piece.samples)))
+                state.pieces_waiting += 1
+        state.read_all = True
+        if _pool_seconds(model, pool) >= GROUP_SECONDS or (not pool and next_out == index):
+            yield from flush()
+    yield from flush()
+
+
+def _open(source: AudioSource, rate: int) -> _Pending:
+    name = source.name if isinstance(source, Source) else source[0] if isinstance(source, tuple) else str(source)
+    try:
+        if isinstance(source, tuple) and isinstance(source[1], np.ndarray):
+            samples = prepare_samples(source[1], rate, rate, name)
+            return _Pending(name, AudioStream(name, len(samples) / rate, iter([samples])))
+        if isinstance(source, tuple):
+            return _Pending(name, open_stream(Source(name, data=bytes(source[1])), rate))
+        if not isinstance(source, Source):
+            source = Source(name, path=Path(source))
+        return _Pending(name, open_stream(source, rate))
+    except SpeechCLIError as error:
+        return _Pending(name, None, failure=Failure(name, error))
+
+
+def _blocks(state: _Pending) -> Iterator[np.ndarray]:
+    try:
+        yield from state.stream.blocks
+    except SpeechCLIError as error:
+        state.stream.warnings.append(str(error))
+
+
+def _done(state: _Pending) -> bool:
+    return state.read_all and state.pieces_waiting == 0
+
+
+def _result(state: _Pending, rate: int) -> Transcript | Failure:
+    if state.failure is not None:
+        return state.failure
+    segments = sorted(state.segments, key=lambda s: s.start)
+    return Transcript(state.name, state.samples_read / rate, segments, list(state.stream.warnings))
+
+
+def _pool_seconds(model: LoadedModel, pool: list[_Piece]) -> float:
+    return sum(len(p.features) for p in pool) * model.feature_config.frame_shift_ms / 1000
+
+
+def _decode_pool(model, pool, pending, options, keep_attention, word_timing, on_progress) -> None:
+    frame_s = model.feature_config.frame_shift_ms / 1000
+    for batch in _batches(pool):
+        hyps, ctc = decode_pieces(model, [p.features for p in batch], options)
+        touched = []
+        for piece, hyp, ctc_piece in zip(batch, hyps, ctc):
+            state = pending[piece.index]
+            state.segments.append(_segment(model, piece, hyp, ctc_piece, keep_attention, word_timing))
+            state.pieces_waiting -= 1
+            state.seconds_done += len(piece.features) * frame_s
+            touched.append(piece.index)
+        if on_progress:
+            for index in dict.fromkeys(touched):
+                state = pending[index]
+                on_progress(Progress(index, state.name, state.seconds_done, state.stream.duration, _done(state)))
 
 
 def _features(model: LoadedModel, samples: np.ndarray) -> torch.Tensor:
+    minimum = int(MIN_PIECE_S * model.feature_config.sample_rate)
+    if len(samples) < minimum:
+        samples = np.pad(samples, (0, minimum - len(samples)))
     return normalize_features(log_mel(samples, model.feature_config), model.mean, model.std, model.feature_config)
 
 
@@ -138,38 +231,85 @@ def _batches(pieces: list[_Piece]) -> Iterator[list[_Piece]]:
         yield batch
 
 
-def _decode(model: LoadedModel, features: list[torch.Tensor], options: DecodingOptions) -> list[Hypothesis]:
-    device = next(model.model.parameters()).device
-    lengths = torch.tensor([len(f) for f in features])
+@torch.inference_mode()
+def decode_pieces(model: LoadedModel, features: list[torch.Tensor],
+                  options: DecodingOptions) -> tuple[list[Hypothesis], list[np.ndarray]]:
+    """Decode a batch of normalised feature tensors; also return each one's CTC log-probs (frames, vocab).
+
+    This is `decoding.decode_batch` keeping the CTC posteriors it computes, which word timing
+    needs; the encoder runs once.
+    """
+    seq2seq = model.model
+    device = next(seq2seq.parameters()).device
+    lengths = torch.tensor([len(f) for f in features], device=device)
     padded = torch.nn.utils.rnn.pad_sequence(features, batch_first=True).to(device)
-    return decode_batch(model.model, padded, lengths.to(device), options)
+    states, enc_lengths, mask = seq2seq.encode(padded, lengths)
+    ctc = seq2seq.ctc_log_probs(states).cpu().double().numpy()
+    ctc_pieces = [ctc[i, : int(enc_lengths[i])] for i in range(len(features))]
+    batched_beam = getattr(decoding, "beam_search_batch", None)
+    if options.beam_size <= 1:
+        hyps = greedy_search(seq2seq, states, enc_lengths, mask)
+    elif batched_beam is not None:
+        hyps = batched_beam(seq2seq, states, enc_lengths, ctc, options)
+    else:
+        hyps = [beam_search(seq2seq, states[i : i + 1, : enc_lengths[i]], ctc_pieces[i], options)
+                for i in range(len(features))]
+    return hyps, ctc_pieces
 
 
-def _segment(model: LoadedModel, piece: _Piece, hyp: Hypothesis) -> Segment:
+def _segment(model: LoadedModel, piece: _Piece, hyp: Hypothesis, ctc: np.ndarray, keep_attention: bool,
+             word_timing: WordTiming) -> Segment:
     frame_s = model.feature_config.frame_shift_ms / 1000 * SUBSAMPLING
     offset = piece.start / model.feature_config.sample_rate
     duration = len(piece.features) * model.feature_config.frame_shift_ms / 1000
     attention = np.stack(hyp.attention) if hyp.attention else None
-    words = _words(model, hyp, attention, offset, frame_s, duration)
+    spans = word_spans(model, hyp, ctc, attention, word_timing)
+    words = [Word(s.text, round(offset + s.start_frame * frame_s, 3),
+                  round(offset + min(duration, max(s.end_frame, s.start_frame + 1) * frame_s), 3),
+                  round(word_confidence(hyp.token_log_probs, s.positions), 4)) for s in spans]
     text = model.vocab.decode(hyp.tokens)
     confidence = math.exp(float(np.mean(hyp.token_log_probs))) if hyp.token_log_probs else 1.0
-    return Segment(offset, offset + duration, text, words, attention, confidence)
+    return Segment(offset, offset + duration, text, words, attention if keep_attention else None, confidence)
 
 
-def _words(model: LoadedModel, hyp: Hypothesis, attention, offset: float, frame_s: float, duration: float) -> list[Word]:
-    """Words with times from each character's attention peak and confidence from its probability."""
-    space = model.vocab.encode(" ")[0]
-    words, current = [], []
-    for position, token in enumerate(hyp.tokens + [space]):
-        if token != space:
-            current.append(position)
-            continue
-        if current:
-            peaks = [int(np.argmax(attention[p])) for p in current] if attention is not None else [0]
-            start = offset + min(peaks) * frame_s
-            end = offset + min(duration, (max(peaks) + 1) * frame_s)
-            log_probs = [hyp.token_log_probs[p] for p in current]
-            text = model.vocab.decode([hyp.tokens[p] for p in current])
-            words.append(Word(text, round(start, 3), round(max(end, start + frame_s), 3), round(math.exp(min(log_probs)), 4)))
-        current = []
-    return words
+def word_spans(model: LoadedModel, hyp: Hypothesis, ctc: np.ndarray, attention: np.ndarray | None,
+               word_timing: WordTiming = "ctc") -> list[WordSpan]:
+    """Word spans (in encoder frames) of a hypothesis; CTC alignment falls back to attention if impossible."""
+    spans = ctc_word_spans(ctc, hyp.tokens, model.vocab) if word_timing == "ctc" else None
+    if spans is None:
+        if attention is None:
+            return ctc_word_spans(ctc, hyp.tokens, model.vocab) or []
+        spans = attention_word_spans(attention, hyp.tokens, model.vocab)
+    return spans
+
+
+@torch.inference_mode()
+def align_text(model: LoadedModel, samples: np.ndarray, text: str, word_timing: WordTiming = "ctc",
+               offset: float = 0.0) -> list[Word]:
+    """Times of the words of a known transcript ``text`` (normalised) in ``samples`` (16 kHz mono).
+
+    ``ctc``: Viterbi alignment on the CTC head; ``attention``: the decoder is fed the text
+    (teacher forcing) and each character takes its attention peak. Confidences are the
+    decoder's probabilities of the characters.
+    """
+    features = _features(model, samples)
+    tokens = model.vocab.encode(text)
+    seq2seq = model.model
+    device = next(seq2seq.parameters()).device
+    states, enc_lengths, mask = seq2seq.encode(features[None].to(device), torch.tensor([len(features)], device=device))
+    ctc = seq2seq.ctc_log_probs(states)[0].cpu().numpy()
+    decoder = seq2seq.decoder
+    keys = decoder.attention.keys(states)
+    state = decoder.initial_state(states, mask)
+    previous, weights, token_log_probs = seq2seq.sos_id, [], []
+    for token in tokens:
+        logits, state = decoder.step(torch.tensor([previous], device=device), state, keys, states, mask)
+        token_log_probs.append(float(torch.log_softmax(logits.float(), -1)[0, token]))
+        weights.append(state.weights[0].float().cpu().numpy())
+        previous = token
+    hyp = Hypothesis(tokens, 0.0, token_log_probs, weights)
+    attention = np.stack(weights) if weights else None
+    spans = word_spans(model, hyp, ctc, attention, word_timing)
+    frame_s = model.feature_config.frame_shift_ms / 1000 * SUBSAMPLING
+    return [Word(s.text, round(offset + s.start_frame * frame_s, 3), round(offset + s.end_frame * frame_s, 3),
+                 round(word_confidence(token_log_probs, s.positions), 4)) for s in spans]

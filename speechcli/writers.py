@@ -19,8 +19,13 @@ class OutputFormat(str, Enum):
     all = "all"
 
 
+MAX_CUE_S = 7.0  # subtitle cues longer than this (or MAX_CUE_CHARS) are split between words
+MAX_CUE_CHARS = 84  # two lines of 42 characters
+
+
 def transcript_dict(transcript: Transcript) -> dict:
-    return {
+    """The json/jsonl object: file, text, duration, segments with their words (seconds, confidence)."""
+    result = {
         "file": transcript.source,
         "text": transcript.text,
         "duration": round(transcript.duration, 3),
@@ -30,6 +35,9 @@ def transcript_dict(transcript: Transcript) -> dict:
             for s in transcript.segments
         ],
     }
+    if transcript.warnings:
+        result["warnings"] = list(transcript.warnings)
+    return result
 
 
 def write_txt(transcript: Transcript, out: TextIO) -> None:
@@ -41,8 +49,13 @@ def write_json(transcript: Transcript, out: TextIO) -> None:
     out.write("\n")
 
 
+def jsonl_line(transcript: Transcript) -> str:
+    """One line, newline included: callers that append to shared files write it in one call."""
+    return json.dumps(transcript_dict(transcript), ensure_ascii=False) + "\n"
+
+
 def write_jsonl(transcript: Transcript, out: TextIO) -> None:
-    out.write(json.dumps(transcript_dict(transcript), ensure_ascii=False) + "\n")
+    out.write(jsonl_line(transcript))
 
 
 def write_tsv(transcript: Transcript, out: TextIO) -> None:
@@ -78,16 +91,32 @@ def formats_for(choice: OutputFormat) -> list[OutputFormat]:
 
 
 def _cues(transcript: Transcript) -> list[tuple[float, float, str]]:
-    """Non-empty segments as (start, end, text), clipped to the audio and never overlapping."""
-    cues, previous_end = [], 0.0
+    """Subtitle cues (start, end, text): segments split between words into cues of at most
+    MAX_CUE_S seconds and MAX_CUE_CHARS characters where word times allow; clipped to the audio,
+    in order and never overlapping."""
+    raw: list[tuple[float, float, str]] = []
     for segment in transcript.segments:
         if not segment.text:
             continue
-        start = max(segment.start, previous_end)
-        end = min(max(segment.end, start + 0.001), transcript.duration)
+        if not segment.words:
+            raw.append((segment.start, segment.end, segment.text))
+            continue
+        group: list = []
+        for word in segment.words:
+            text = " ".join(w.text for w in group + [word])
+            if group and (word.end - group[0].start > MAX_CUE_S or len(text) > MAX_CUE_CHARS):
+                raw.append((group[0].start, group[-1].end, " ".join(w.text for w in group)))
+                group = []
+            group.append(word)
+        if group:
+            raw.append((group[0].start, group[-1].end, " ".join(w.text for w in group)))
+    cues, previous_end = [], 0.0
+    for start, end, text in raw:
+        start = max(start, previous_end)
+        end = min(max(end, start + 0.001), transcript.duration)
         if end <= start:
             continue
-        cues.append((start, end, segment.text))
+        cues.append((start, end, text))
         previous_end = end
     return cues
 

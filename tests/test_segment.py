@@ -1,0 +1,79 @@
+"""Pause splitting: whole arrays and streams, silence, the 20 s limit, offsets into the stream."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from conftest import speech_like
+from speechcli.segment import MAX_SEGMENT_S, PauseSplitter, split_at_pauses
+
+RATE = 16_000
+
+
+def _speech_with_pauses(layout: list[tuple[float, float]], total: float, seed: int = 0) -> np.ndarray:
+    """Speech-like bursts at (start, seconds) positions in faint noise."""
+    rng = np.random.default_rng(seed)
+    out = (0.002 * rng.standard_normal(int(total * RATE))).astype(np.float32)
+    for number, (start, seconds) in enumerate(layout):
+        burst = speech_like(seconds, seed=seed + number)
+        out[int(start * RATE) : int(start * RATE) + len(burst)] += burst
+    return out
+
+
+def test_silence_gives_no_pieces():
+    assert split_at_pauses(np.zeros(RATE * 3, np.float32)) == []
+    splitter = PauseSplitter(RATE, window_s=50)
+    assert splitter.feed(np.zeros(RATE * 70, np.float32)) == [] and splitter.finish() == []
+
+
+def test_pieces_follow_the_pauses():
+    audio = _speech_with_pauses([(0.5, 2.0), (4.0, 1.5), (7.0, 2.0)], 10.0)
+    pieces = split_at_pauses(audio)
+    assert len(pieces) == 3
+    for (start, end), (burst_start, burst_s) in zip(pieces, [(0.5, 2.0), (4.0, 1.5), (7.0, 2.0)]):
+        assert abs(start / RATE - burst_start) < 0.3
+        assert abs(end / RATE - (burst_start + burst_s)) < 0.3
+
+
+def test_continuous_speech_is_cut_below_the_limit():
+    audio = speech_like(50.0, seed=3)
+    pieces = split_at_pauses(audio)
+    assert len(pieces) >= 3
+    assert all((end - start) / RATE <= MAX_SEGMENT_S + 0.35 for start, end in pieces)  # + padding
+    assert pieces[0][0] == 0 and pieces[-1][1] == len(audio)
+
+
+def test_stream_shorter_than_a_window_matches_the_whole_array():
+    audio = _speech_with_pauses([(0.5, 2.0), (4.0, 6.0), (11.0, 3.0)], 15.0)
+    splitter = PauseSplitter(RATE)
+    pieces = []
+    for block in np.array_split(audio, 7):
+        pieces += splitter.feed(block)
+    pieces += splitter.finish()
+    assert [(p.start, p.start + len(p.samples)) for p in pieces] == split_at_pauses(audio)
+
+
+def test_long_stream_keeps_offsets_and_bounded_buffer():
+    layout = [(1.0 + 7.0 * i, 3.0) for i in range(25)]  # 25 utterances over ~3 minutes
+    audio = _speech_with_pauses(layout, 180.0, seed=5)
+    splitter = PauseSplitter(RATE, window_s=50)
+    pieces, largest_buffer = [], 0
+    for block in np.array_split(audio, 180):  # 1 s blocks
+        pieces += splitter.feed(block)
+        largest_buffer = max(largest_buffer, splitter._buffered)
+    pieces += splitter.finish()
+    assert largest_buffer <= 51 * RATE
+    assert len(pieces) == len(layout)
+    for piece, (start, seconds) in zip(pieces, layout):
+        assert abs(piece.start / RATE - start) < 0.3
+        assert abs((piece.start + len(piece.samples)) / RATE - (start + seconds)) < 0.3
+        np.testing.assert_array_equal(piece.samples, audio[piece.start : piece.start + len(piece.samples)])
+
+
+def test_quiet_stretch_of_a_loud_stream_is_not_speech():
+    # 60 s of speech, then 60 s of noise only: the noise window must not turn into pieces
+    layout = [(1.0 + 6.0 * i, 4.0) for i in range(10)]
+    audio = _speech_with_pauses(layout, 120.0, seed=2)
+    splitter = PauseSplitter(RATE, window_s=50)
+    pieces = splitter.feed(audio) + splitter.finish()
+    assert all(p.start / RATE < 62 for p in pieces)

@@ -1,0 +1,142 @@
+"""The transcription pipeline with the tiny untrained model: streaming, batching, order, word times."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+
+from conftest import speech_like, write_speech_wav
+from speechcli.alignment import ctc_word_spans
+from speechcli.audio import resample
+from speechcli.checkpoint import load_model
+from speechcli.decoding import DecodingOptions
+from speechcli.inputs import Source, expand_inputs, open_stream, read_list
+from speechcli.text import Vocabulary
+from speechcli.transcription import Failure, Transcript, align_text, transcribe, transcribe_many
+
+RATE = 16_000
+GREEDY = DecodingOptions(beam_size=1)
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model_path):
+    torch.set_num_threads(1)
+    return load_model(tiny_model_path)
+
+
+@pytest.mark.parametrize("rate", [8000, 44100])
+def test_streamed_resampling_equals_whole_file(tmp_path, rate):
+    samples = speech_like(70.0, rate=rate, seed=1)  # longer than one 30 s resampling window
+    soundfile.write(tmp_path / "a.wav", samples, rate, subtype="FLOAT")
+    stream = open_stream(Source("a.wav", path=tmp_path / "a.wav"))
+    streamed = np.concatenate(list(stream.blocks))
+    whole = resample(samples, rate, RATE)
+    assert len(streamed) == len(whole)
+    np.testing.assert_allclose(streamed, whole, atol=1e-5)
+
+
+def test_ctc_forced_alignment_finds_the_spikes():
+    vocab = Vocabulary.default()
+    tokens = vocab.encode("ab ba")
+    frames = 20
+    log_probs = np.full((frames, len(vocab)), -10.0)
+    log_probs[:, vocab.blank_id] = -0.01
+    for frame, char in [(2, "a"), (3, "a"), (4, "b"), (8, " "), (12, "b"), (15, "a")]:
+        log_probs[frame, vocab.encode(char)[0]] = -0.001
+        log_probs[frame, vocab.blank_id] = -10.0
+    spans = ctc_word_spans(log_probs, tokens, vocab)
+    assert [(s.text, s.start_frame, s.end_frame) for s in spans] == [("ab", 2, 5), ("ba", 12, 16)]
+    assert ctc_word_spans(log_probs[:3], tokens, vocab) is None  # more characters than frames
+
+
+def test_results_come_in_input_order_with_failures_in_place(tiny, tmp_path):
+    a = write_speech_wav(tmp_path / "a.wav", 1.0, seed=1)
+    b = write_speech_wav(tmp_path / "b.wav", 2.5, seed=2)
+    silent = tmp_path / "silent.wav"
+    soundfile.write(silent, np.zeros(RATE), RATE)
+    results = list(transcribe_many(tiny, [a, tmp_path / "missing.wav", b, silent, ("mem", speech_like(1.0))], GREEDY))
+    assert [r.source for r in results] == [str(a), str(tmp_path / "missing.wav"), str(b), str(silent), "mem"]
+    assert isinstance(results[1], Failure) and "no such file" in str(results[1].error)
+    assert isinstance(results[3], Transcript) and results[3].text == "" and results[3].segments == []
+    for result in (results[0], results[2], results[4]):
+        assert isinstance(result, Transcript) and result.text
+        for word in result.words:
+            assert 0 <= word.start < word.end <= result.duration + 1e-6
+            assert 0 < word.confidence <= 1
+
+
+@pytest.mark.parametrize("beam", [1, 3])
+def test_batched_equals_one_at_a_time(tiny, tmp_path, beam):
+    options = DecodingOptions(beam_size=beam)
+    files = [write_speech_wav(tmp_path / f"{i}.wav", 0.6 + 0.3 * i, seed=i) for i in range(6)]
+    batched = [r.text for r in transcribe_many(tiny, files, options)]
+    single = [transcribe(tiny, f, options).text for f in files]
+    assert batched == single
+
+
+def test_long_recording_offsets_point_into_the_original_file(tiny, tmp_path):
+    layout = [(2.0 + 9.0 * i, 2.0) for i in range(9)]  # 80 s: more than one splitter window
+    audio = 0.002 * np.random.default_rng(0).standard_normal(80 * RATE)
+    for number, (start, seconds) in enumerate(layout):
+        burst = speech_like(seconds, seed=number)
+        audio[int(start * RATE) : int(start * RATE) + len(burst)] += burst
+    path = tmp_path / "long.flac"
+    soundfile.write(path, audio.astype(np.float32), RATE)
+    events = []
+    result = transcribe(tiny, path, GREEDY)
+    list(transcribe_many(tiny, [path], GREEDY, on_progress=events.append))
+    assert abs(result.duration - 80.0) < 1e-6
+    assert len(result.segments) == len(layout)
+    for segment, (start, seconds) in zip(result.segments, layout):
+        assert abs(segment.start - start) < 0.3 and abs(segment.end - (start + seconds)) < 0.3
+        assert all(segment.start <= w.start < w.end <= segment.end + 1e-6 for w in segment.words)
+    assert events[-1].finished and events[-1].seconds_done > 15 and events[-1].duration == pytest.approx(80.0)
+
+
+def test_truncated_wav_is_transcribed_with_a_warning(tiny, tmp_path):
+    path = write_speech_wav(tmp_path / "cut.wav", 2.0)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) * 2 // 3])
+    result = transcribe(tiny, path, GREEDY)
+    assert result.duration == pytest.approx(1.33, abs=0.02)
+    assert any("truncated" in w for w in result.warnings)
+
+
+def test_bytes_source_and_attention_kept_only_when_asked(tiny, speech_wav):
+    data = speech_wav.read_bytes()
+    kept = transcribe(tiny, ("<stdin>", data), GREEDY)
+    assert kept.segments[0].attention is not None
+    dropped = next(transcribe_many(tiny, [("<stdin>", data)], GREEDY))
+    assert dropped.text == kept.text and dropped.segments[0].attention is None
+
+
+@pytest.mark.parametrize("timing", ["ctc", "attention"])
+def test_align_known_text(tiny, timing):
+    samples = speech_like(2.0)
+    words = align_text(tiny, samples, "hello there world", timing, offset=10.0)
+    assert [w.text for w in words] == ["hello", "there", "world"]
+    assert all(10.0 <= w.start < w.end <= 12.0 for w in words)
+
+
+def test_expand_inputs(tmp_path):
+    tree = tmp_path / "rec"
+    write_speech_wav(tree / "b.wav")
+    write_speech_wav(tree / "sub dir" / "ä.flac")
+    write_speech_wav(tree / ".hidden" / "x.wav")
+    (tree / "notes.txt").write_text("not audio")
+    (tmp_path / "empty").mkdir()
+    sources = expand_inputs([str(tree), str(tmp_path / "empty"), str(tmp_path / "nope.wav"), str(tree / "b.wav")])
+    assert [s.relative for s in sources[:2]] == [Path("b.wav"), Path("sub dir/ä.flac")]
+    assert "no audio files" in str(sources[2].error) and "no such file" in str(sources[3].error)
+    assert len(sources) == 4  # rec/b.wav named twice is transcribed once
+
+
+def test_read_list_lines_and_nul():
+    import io
+
+    assert read_list(io.BytesIO(b"a b.wav\n\n/x/\xc3\xa4.wav\r\n")) == ["a b.wav", "/x/ä.wav"]
+    assert read_list(io.BytesIO(b"a\nb.wav\0c.wav\0")) == ["a\nb.wav", "c.wav"]
