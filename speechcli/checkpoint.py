@@ -15,6 +15,7 @@ import torch
 
 from .audio import FeatureConfig
 from .errors import CheckpointError
+from .lm import CharNgramLM
 from .model import ModelConfig, Seq2Seq
 from .text import Vocabulary
 
@@ -33,6 +34,7 @@ class LoadedModel:
     std: np.ndarray
     path: Path
     info: dict  # training details recorded in the checkpoint (steps, dev scores, ...)
+    lm: "CharNgramLM | None" = None  # optional character language model for shallow fusion
 
 
 def save_checkpoint(path: Path, model: Seq2Seq, vocab: Vocabulary, feature_config: FeatureConfig,
@@ -85,8 +87,9 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "cpu
     except RuntimeError as error:
         raise CheckpointError(f"{path}: weights do not match the recorded model settings ({str(error)[:120]})") from None
     model.to(device).eval()
+    lm = CharNgramLM.from_dict(bundle["lm"]) if "lm" in bundle else None
     return LoadedModel(model, vocab, FeatureConfig.from_dict(bundle["feature_config"]),
-                       bundle["mean"].numpy(), bundle["std"].numpy(), path, bundle.get("info", {}))
+                       bundle["mean"].numpy(), bundle["std"].numpy(), path, bundle.get("info", {}), lm)
 
 
 def default_model_path() -> Path:

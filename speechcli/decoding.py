@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .lm import CharNgramLM, vocab_to_lm_index
 from .model import DecoderState, Seq2Seq
 
 NEG_INF = -1e30
@@ -30,6 +31,7 @@ class DecodingOptions:
     ctc_weight: float = 0.3  # weight of the CTC prefix score in the beam's joint score
     length_bonus: float = 0.0  # added per output character when ranking finished hypotheses
     candidates_per_beam: int = 6  # attention's top-k characters that CTC rescores for each hypothesis
+    lm_weight: float = 0.0  # weight of the character LM (shallow fusion; beam search only, needs an LM)
 
 
 @dataclass
@@ -41,13 +43,20 @@ class Hypothesis:
 
 
 @torch.inference_mode()
-def decode_batch(model: Seq2Seq, features: torch.Tensor, lengths: torch.Tensor, options: DecodingOptions) -> list[Hypothesis]:
+def decode_batch(model: Seq2Seq, features: torch.Tensor, lengths: torch.Tensor, options: DecodingOptions,
+                 lm: "CharNgramLM | None" = None) -> list[Hypothesis]:
     """Decode a padded batch of normalised features; one hypothesis per utterance."""
-    states, enc_lengths, mask = model.encode(features, lengths)
-    if options.beam_size <= 1:
-        return greedy_search(model, states, enc_lengths, mask)
+    return decode_encoded(model, *model.encode(features, lengths), options, lm)[0]
+
+
+@torch.inference_mode()
+def decode_encoded(model: Seq2Seq, states: torch.Tensor, enc_lengths: torch.Tensor, mask: torch.Tensor,
+                   options: DecodingOptions, lm: "CharNgramLM | None" = None) -> tuple[list[Hypothesis], np.ndarray]:
+    """Decode encoder output; also return the CTC log-probs (batch, frames, vocab), float64."""
     ctc = model.ctc_log_probs(states).cpu().double().numpy()
-    return beam_search_batch(model, states, enc_lengths, ctc, options)
+    if options.beam_size <= 1:
+        return greedy_search(model, states, enc_lengths, mask), ctc
+    return beam_search_batch(model, states, enc_lengths, ctc, options, lm), ctc
 
 
 def _length_groups(lengths: np.ndarray, ratio: float) -> list[np.ndarray]:
@@ -142,7 +151,7 @@ class _Step:
 
 
 def beam_search_batch(model: Seq2Seq, states: torch.Tensor, enc_lengths: torch.Tensor, ctc: np.ndarray,
-                      options: DecodingOptions) -> list[Hypothesis]:
+                      options: DecodingOptions, lm: CharNgramLM | None = None) -> list[Hypothesis]:
     """Beam search over a padded batch, scoring each prefix by (1−λ)·attention + λ·CTC prefix score.
 
     The CTC prefix score (Watanabe et al. 2017) stops the attention decoder from skipping or
@@ -154,14 +163,32 @@ def beam_search_batch(model: Seq2Seq, states: torch.Tensor, enc_lengths: torch.T
     survives, when ``beam_size`` hypotheses have ended and the best of them beats every
     hypothesis in flight, or after one step per frame (then its best unfinished hypothesis is
     taken). The result for an utterance does not depend on what else is in the batch.
+    With an ``lm`` and ``options.lm_weight`` > 0, the LM's log-probability of each prefix is
+    added to the joint score (shallow fusion).
     """
     lengths = enc_lengths.cpu().numpy().astype(np.int64)
     ctc = np.asarray(ctc, dtype=np.float64)
-    return _by_groups(lambda s, n, c: _beam_group(model, s, n, c, options), BEAM_GROUP_RATIO, states, lengths, ctc)
+    fusion = _LMFusion(lm, options.lm_weight, ctc.shape[2], model.blank_id, model.sos_id) if lm and options.lm_weight else None
+    return _by_groups(lambda s, n, c: _beam_group(model, s, n, c, options, fusion), BEAM_GROUP_RATIO, states, lengths, ctc)
+
+
+class _LMFusion:
+    """Tracks each hypothesis' text and LM score so the beam can add weight × LM log-prob."""
+
+    def __init__(self, lm: CharNgramLM, weight: float, vocab_size: int, blank_id: int, eos_id: int):
+        self.lm, self.weight = lm, weight
+        self.lm_index, self.characters = vocab_to_lm_index(vocab_size, blank_id, eos_id)
+
+    def candidate_scores(self, texts: list[str], scores: np.ndarray, cand_rows: np.ndarray, chars: np.ndarray) -> np.ndarray:
+        rows = np.stack([self.lm.next_log_probs(text) for text in texts])
+        return scores[cand_rows] + rows[cand_rows, self.lm_index[chars]]
+
+    def extend(self, texts: list[str], parents: np.ndarray, chars: np.ndarray) -> list[str]:
+        return [texts[p] + self.characters[c] for p, c in zip(parents.tolist(), chars.tolist())]
 
 
 def _beam_group(model: Seq2Seq, states: torch.Tensor, lengths: np.ndarray, ctc: np.ndarray,
-                options: DecodingOptions) -> list[Hypothesis]:
+                options: DecodingOptions, fusion: _LMFusion | None = None) -> list[Hypothesis]:
     decoder, eos, blank = model.decoder, model.sos_id, model.blank_id
     width, weight, bonus = options.beam_size, options.ctc_weight, options.length_bonus
     batch, vocab, device = ctc.shape[0], ctc.shape[2], states.device
@@ -180,6 +207,7 @@ def _beam_group(model: Seq2Seq, states: torch.Tensor, lengths: np.ndarray, ctc: 
     last = np.full(batch, -1)  # last token of each row's prefix; -1 = empty
     n_tokens = np.zeros(batch, dtype=np.int64)
     entry = np.full(batch, -1)  # each row's entry in the latest _Step
+    texts, lm_scores = [""] * batch, np.zeros(batch)  # for LM fusion only
     ctc_r = torch.stack([torch.full(ctc.shape[:2], NEG_INF, dtype=ctc.dtype), torch.cumsum(ctc[:, :, blank], dim=1)])
     ctc_r = ctc_r.permute(0, 2, 1)  # (2, frames, rows): forward variables r_n, r_b of each prefix
     keys, values, row_mask, row_utts = all_keys, states, mask, utt
@@ -222,6 +250,9 @@ def _beam_group(model: Seq2Seq, states: torch.Tensor, lengths: np.ndarray, ctc: 
         ends = total[torch.from_numpy(utt_lengths - 1), parent].numpy()  # the whole of prefix g, for <eos>
         cand_ctc = np.where(chars == eos, ends, cand_ctc)
         joint = (1 - weight) * cand_att + weight * cand_ctc
+        if fusion:
+            cand_lm = fusion.candidate_scores(texts, lm_scores, cand_rows, chars)
+            joint = joint + fusion.weight * cand_lm
 
         # the best `width` candidates of each utterance
         table = np.full(batch * width * n_cands, -np.inf)
@@ -271,6 +302,8 @@ def _beam_group(model: Seq2Seq, states: torch.Tensor, lengths: np.ndarray, ctc: 
                                    ctc_by_frame[:frames, cand_utts[chosen_columns], blank], start[chosen_columns])
         utt, slot = np.array(new_utts, dtype=np.int64), np.array(new_slots, dtype=np.int64)
         att_scores, last = cand_att[columns], chars[columns]
+        if fusion:
+            texts, lm_scores = fusion.extend(texts, parents, chars[columns]), cand_lm[columns]
         n_tokens = n_tokens[parents] + 1
         entry = np.array([entry_of[c] for c in new_columns], dtype=np.int64)
 

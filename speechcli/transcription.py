@@ -21,8 +21,7 @@ from .alignment import WordSpan, attention_word_spans, ctc_word_spans, word_conf
 from .audio import log_mel, prepare_samples
 from .checkpoint import LoadedModel
 from .data import normalize_features
-from . import decoding
-from .decoding import DecodingOptions, Hypothesis, beam_search, greedy_search
+from .decoding import DecodingOptions, Hypothesis, decode_encoded
 from .errors import SpeechCLIError
 from .inputs import AudioStream, Source, open_stream
 from .model import SUBSAMPLING
@@ -234,26 +233,15 @@ def _batches(pieces: list[_Piece]) -> Iterator[list[_Piece]]:
 @torch.inference_mode()
 def decode_pieces(model: LoadedModel, features: list[torch.Tensor],
                   options: DecodingOptions) -> tuple[list[Hypothesis], list[np.ndarray]]:
-    """Decode a batch of normalised feature tensors; also return each one's CTC log-probs (frames, vocab).
-
-    This is `decoding.decode_batch` keeping the CTC posteriors it computes, which word timing
-    needs; the encoder runs once.
-    """
+    """Decode a batch of normalised feature tensors; also return each one's CTC log-probs (frames, vocab),
+    which word timing needs (the encoder runs once)."""
     seq2seq = model.model
     device = next(seq2seq.parameters()).device
     lengths = torch.tensor([len(f) for f in features], device=device)
     padded = torch.nn.utils.rnn.pad_sequence(features, batch_first=True).to(device)
     states, enc_lengths, mask = seq2seq.encode(padded, lengths)
-    ctc = seq2seq.ctc_log_probs(states).cpu().double().numpy()
+    hyps, ctc = decode_encoded(seq2seq, states, enc_lengths, mask, options, model.lm)
     ctc_pieces = [ctc[i, : int(enc_lengths[i])] for i in range(len(features))]
-    batched_beam = getattr(decoding, "beam_search_batch", None)
-    if options.beam_size <= 1:
-        hyps = greedy_search(seq2seq, states, enc_lengths, mask)
-    elif batched_beam is not None:
-        hyps = batched_beam(seq2seq, states, enc_lengths, ctc, options)
-    else:
-        hyps = [beam_search(seq2seq, states[i : i + 1, : enc_lengths[i]], ctc_pieces[i], options)
-                for i in range(len(features))]
     return hyps, ctc_pieces
 
 

@@ -1,0 +1,59 @@
+"""Turn a training checkpoint into the shipped model: fp16 weights plus a character LM.
+
+    python recipes/english/export.py runs/english/best.pt models/base.pt
+
+The LM is trained on the book sentences except the held-out books (pg11, pg844), so the
+synthetic dev set stays text-unseen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+from speechcli.checkpoint import read_bundle
+from speechcli.lm import CharNgramLM
+
+HELD_OUT_BOOKS = ("pg11", "pg844")
+
+
+def book_sentences(text_dir: Path) -> list[str]:
+    sentences = []
+    for path in sorted(text_dir.glob("*.txt")):
+        if path.stem not in HELD_OUT_BOOKS:
+            sentences += [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    return sentences
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("checkpoint", type=Path)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--text", type=Path, default=Path("../shared/data/text/normalized"))
+    parser.add_argument("--lm-order", type=int, default=6)
+    parser.add_argument("--lm-min-count", type=int, default=3)
+    parser.add_argument("--no-lm", action="store_true")
+    args = parser.parse_args()
+
+    bundle = read_bundle(args.checkpoint)
+    bundle.pop("training_state", None)
+    bundle["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in bundle["state_dict"].items()}
+    if not args.no_lm:
+        sentences = book_sentences(args.text)
+        lm = CharNgramLM.train(sentences, order=args.lm_order, min_count=args.lm_min_count)
+        bundle["lm"] = lm.to_dict()
+        bundle["info"]["lm"] = {"order": args.lm_order, "min_count": args.lm_min_count,
+                                "sentences": len(sentences), "contexts": len(lm.index)}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    temp = args.out.with_name(f".{args.out.name}.tmp")
+    torch.save(bundle, temp)
+    os.replace(temp, args.out)
+    print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB)", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
