@@ -69,7 +69,7 @@ def read_bundle(path: Path) -> dict:
     try:
         bundle = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        raise CheckpointError(f"{path}: not a readable speechcli checkpoint ({str(error).splitlines()[0][:120]})") from None
+        raise CheckpointError(f"{path}: not a readable speechcli checkpoint ({(str(error).splitlines() or [type(error).__name__])[0][:120]})") from None
     if not isinstance(bundle, dict) or bundle.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{path}: not a speechcli checkpoint of format version {FORMAT_VERSION}")
     return bundle

@@ -88,6 +88,7 @@ def _by_groups(search, ratio: float, states: torch.Tensor, lengths: np.ndarray, 
     return results
 
 
+@torch.inference_mode()
 def greedy_search(model: Seq2Seq, states, enc_lengths, mask) -> list[Hypothesis]:
     """Batched: each step takes the most likely character; stops at <eos> or one char per frame."""
     lengths = enc_lengths.cpu().numpy().astype(np.int64)
@@ -134,6 +135,7 @@ def _greedy_group(model: Seq2Seq, states: torch.Tensor, lengths: np.ndarray) -> 
     return hyps
 
 
+@torch.inference_mode()
 def beam_search(model: Seq2Seq, states: torch.Tensor, ctc: np.ndarray, options: DecodingOptions) -> Hypothesis:
     """Beam search for one utterance: ``states`` (1, frames, dim), ``ctc`` (frames, vocab) log-probs."""
     lengths = torch.tensor([states.shape[1]], device=states.device)

@@ -54,7 +54,7 @@ class Encoder(nn.Module):
         mels_after = ((config.n_mels - 1) // 2 - 1) // 2
         self.project = nn.Linear(c * mels_after, 2 * config.encoder_hidden)
         self.lstm = nn.LSTM(2 * config.encoder_hidden, config.encoder_hidden, num_layers=config.encoder_layers,
-                            batch_first=True, bidirectional=True, dropout=config.dropout)
+                            batch_first=True, bidirectional=True, dropout=config.dropout if config.encoder_layers > 1 else 0.0)
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
