@@ -490,7 +490,7 @@ def train(
     data: Annotated[Path, typer.Option("--data", "-d", help="Training corpus or feature cache.", exists=True)],
     dev: Annotated[Optional[Path], typer.Option(help="Dev corpus or cache (default: hold out 5% of --data).", exists=True)] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Run directory for last.pt and best.pt.", file_okay=False)] = Path("runs/speechcli"),
-    epochs: Annotated[int, typer.Option(min=1)] = 20,
+    epochs: Annotated[int, typer.Option(min=1)] = 40,
     max_minutes: Annotated[Optional[float], typer.Option(help="Stop after this much training time (checkpointed; --resume continues).")] = None,
     max_steps: Annotated[Optional[int], typer.Option(min=1)] = None,
     batch_frames: Annotated[int, typer.Option(help="Padded feature frames per batch (100 per second of audio).")] = 2000,

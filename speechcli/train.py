@@ -37,7 +37,7 @@ from .text import Vocabulary
 @dataclass(frozen=True)
 class TrainConfig:
     out_dir: Path
-    epochs: int = 20
+    epochs: int = 40
     max_minutes: float | None = None  # stop (after a checkpoint) once this much wall time is spent
     max_steps: int | None = None
     batch_frames: int = 2000  # padded input frames per batch
