@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from .audio import FeatureConfig
+from .decoding import DecodingOptions
 from .errors import CheckpointError
 from .lm import CharNgramLM
 from .model import ModelConfig, Seq2Seq
@@ -35,6 +36,12 @@ class LoadedModel:
     path: Path
     info: dict  # training details recorded in the checkpoint (steps, dev scores, ...)
     lm: "CharNgramLM | None" = None  # optional character language model for shallow fusion
+
+    def decoding_options(self, beam_size: int = 4, lm_weight: float | None = None) -> DecodingOptions:
+        """Decoding settings for this model: unless given, the LM weight chosen when it was exported."""
+        if lm_weight is None:
+            lm_weight = float(self.info.get("decoding", {}).get("lm_weight", 0.0))
+        return DecodingOptions(beam_size=beam_size, lm_weight=lm_weight if self.lm else 0.0)
 
 
 def save_checkpoint(path: Path, model: Seq2Seq, vocab: Vocabulary, feature_config: FeatureConfig,

@@ -56,6 +56,7 @@ ModelOption = Annotated[Optional[Path], typer.Option("--model", "-m", help="Chec
 DeviceOption = Annotated[Device, typer.Option(help="Where to run: auto picks CUDA when available.")]
 ThreadsOption = Annotated[Optional[int], typer.Option(min=1, help="CPU threads for PyTorch (default: all cores).")]
 BeamOption = Annotated[int, typer.Option("--beam-size", "--beam", min=1, help="Beam width; 1 = greedy (fastest).")]
+LmWeightOption = Annotated[Optional[float], typer.Option(min=0.0, help="Weight of the model's character language model in beam search (default: the model's own setting; 0 = off).")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or info on stderr; errors only.")]
 
 
@@ -111,6 +112,7 @@ def transcribe(
     format: Annotated[Format, typer.Option("--format", "-f", help="Output format; 'all' = txt, json, srt, vtt and tsv (needs --output-dir).")] = Format.txt,
     output_dir: Annotated[Optional[Path], typer.Option("--output-dir", "-o", help="Write one file per input here (NAME.FORMAT) instead of to stdout.")] = None,
     beam_size: BeamOption = 4,
+    lm_weight: LmWeightOption = None,
     device: DeviceOption = Device.auto,
     threads: ThreadsOption = None,
     quiet: QuietOption = False,
@@ -147,7 +149,7 @@ def transcribe(
         _transcribe_error(str(source.error))
     todo = [s for s in sources if s.error is None]
     if todo:
-        failed_count = _transcribe_run(todo, model, format, output_dir, beam_size, device, threads, quiet)
+        failed_count = _transcribe_run(todo, model, format, output_dir, beam_size, lm_weight, device, threads, quiet)
     else:
         failed_count = 0
         _transcribe_log(quiet, "no inputs to transcribe")
@@ -204,9 +206,8 @@ def _transcribe_check_output_dir(output_dir: Path) -> None:
         raise fail(f"--output-dir {output_dir}: cannot write there ({error.strerror or error})") from None
 
 
-def _transcribe_run(sources, model, format, output_dir, beam_size, device, threads, quiet) -> int:
+def _transcribe_run(sources, model, format, output_dir, beam_size, lm_weight, device, threads, quiet) -> int:
     """Transcribe, write results as they come, show progress; return how many inputs failed."""
-    from .decoding import DecodingOptions
     from .errors import SpeechCLIError
     from .transcription import Failure, transcribe_many
     from .writers import OutputFormat, formats_for
@@ -219,7 +220,7 @@ def _transcribe_run(sources, model, format, output_dir, beam_size, device, threa
     sink = _TranscribeSink(chosen, output_dir, sources, quiet) if output_dir else _TranscribeStdout(chosen[0], len(sources))
     failed = 0
     with _TranscribeProgress(len(sources), quiet) as progress:
-        results = transcribe_many(loaded, sources, DecodingOptions(beam_size=beam_size), on_progress=progress.update)
+        results = transcribe_many(loaded, sources, loaded.decoding_options(beam_size, lm_weight), on_progress=progress.update)
         for index, (source, result) in enumerate(zip(sources, results)):
             progress.file_done(index)
             if isinstance(result, Failure):
@@ -597,6 +598,7 @@ def evaluate(
     data: Annotated[Path, typer.Option("--data", "-d", help="Corpus with reference transcripts.", exists=True)],
     model: ModelOption = None,
     beam_size: BeamOption = 4,
+    lm_weight: LmWeightOption = None,
     worst: Annotated[int, typer.Option(help="List this many worst utterances.")] = 5,
     kind: Annotated[CorpusKind, typer.Option("--format", help="Corpus layout (default: detect).")] = CorpusKind.auto,
     device: DeviceOption = Device.auto,
@@ -608,7 +610,6 @@ def evaluate(
     Example: [bold]speechcli evaluate --data dev.tsv --model runs/first/best.pt[/]
     """
     from .corpus import CorpusFormat, read_corpus
-    from .decoding import DecodingOptions
     from .errors import SpeechCLIError
     from .metrics import ErrorRate, word_errors
     from .text import normalize_text
@@ -620,7 +621,7 @@ def evaluate(
     except SpeechCLIError as error:
         raise fail(str(error)) from None
     totals, scored, failed = ErrorRate(), [], 0
-    results = transcribe_many(loaded, [u.audio_path for u in utterances], DecodingOptions(beam_size=beam_size))
+    results = transcribe_many(loaded, [u.audio_path for u in utterances], loaded.decoding_options(beam_size, lm_weight))
     for utt, result in zip(utterances, _track(results, len(utterances), "evaluate", quiet)):
         if isinstance(result, Failure):
             failed += 1

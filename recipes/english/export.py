@@ -37,6 +37,7 @@ def main() -> None:
     parser.add_argument("--lm-order", type=int, default=6)
     parser.add_argument("--lm-min-count", type=int, default=3)
     parser.add_argument("--no-lm", action="store_true")
+    parser.add_argument("--lm-weight", type=float, default=0.3, help="default LM weight recorded for decoding")
     args = parser.parse_args()
 
     bundle = read_bundle(args.checkpoint)
@@ -46,6 +47,7 @@ def main() -> None:
         sentences = book_sentences(args.text)
         lm = CharNgramLM.train(sentences, order=args.lm_order, min_count=args.lm_min_count)
         bundle["lm"] = lm.to_dict()
+        bundle["info"]["decoding"] = {"lm_weight": args.lm_weight}
         bundle["info"]["lm"] = {"order": args.lm_order, "min_count": args.lm_min_count,
                                 "sentences": len(sentences), "contexts": len(lm.index)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
