@@ -55,9 +55,12 @@ the old man sat on the bench and fed the birds
 learning a new language takes time and practice
 the doctor said that i should drink more water
 music was playing softly in the next room""".splitlines()
+DIGITS = "zero one two three four five six seven eight nine".split()
+# --digits: sentences of digits, for the spoken-digit model (the words of SENTENCES are outside its vocabulary)
+DIGIT_SENTENCES = [" ".join(DIGITS[(7 * i + 3 * j) % 10] for j in range(3 + i % 4)) for i in range(20)]
 
 
-def build_recording(path: Path, minutes: float, seed: int = 0) -> list[dict]:
+def build_recording(path: Path, minutes: float, seed: int = 0, sentences: list[str] = SENTENCES) -> list[dict]:
     """Write the long WAV (16 kHz mono) block by block; return the placed words with their times."""
     import numpy as np
     import soundfile
@@ -89,7 +92,7 @@ def build_recording(path: Path, minutes: float, seed: int = 0) -> list[dict]:
 
         emit(0.003 * rng.standard_normal(position).astype(np.float32))
         while True:
-            sentence = SENTENCES[rng.integers(len(SENTENCES))].split()
+            sentence = sentences[rng.integers(len(sentences))].split()
             pieces = [spoken(w) for w in sentence]
             gaps = rng.uniform(0.05, 0.12, len(pieces)) * RATE
             length = sum(len(p) for p in pieces) + int(gaps[:-1].sum())
@@ -182,6 +185,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=60.0, help="length of the generated recording")
     parser.add_argument("--beam-size", type=int, default=1)
     parser.add_argument("--align-minutes", type=float, default=5.0, help="minutes compared by forced alignment")
+    parser.add_argument("--digits", action="store_true", help="speak digit sequences (for a digit model)")
     parser.add_argument("--work-dir", type=Path, default=None, help="keep the recording here (default: a temp dir)")
     args = parser.parse_args()
     setup_threads(args.threads)
@@ -190,7 +194,7 @@ def main() -> None:
     audio = work / f"long_{args.minutes:g}min.wav"
     reference_path = audio.with_suffix(".words.json")
     if not (audio.exists() and reference_path.exists()):
-        reference_path.write_text(json.dumps(build_recording(audio, args.minutes)))
+        reference_path.write_text(json.dumps(build_recording(audio, args.minutes, sentences=DIGIT_SENTENCES if args.digits else SENTENCES)))
     reference = json.loads(reference_path.read_text())
     print(f"machine: {machine()}; threads {args.threads}; model {args.model}; beam {args.beam_size}")
     print(f"recording: {audio} ({args.minutes:g} min, {len(reference)} placed words)")
