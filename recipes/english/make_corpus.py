@@ -479,7 +479,7 @@ def write_manifest(out: Path, name: str, rows) -> dict:
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True, help="output folder (outside tracked files)")
-    parser.add_argument("--data", type=Path, default=Path("/work/shared/data"), help="shared data folder")
+    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[3] / "shared" / "data", help="shared data folder (default: ../shared/data beside the repo)")
     parser.add_argument("--hours", type=float, default=15.0, help="hours of synthetic training speech")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes")
     parser.add_argument("--seed", type=int, default=1234)
