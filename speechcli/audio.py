@@ -51,17 +51,23 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         When the file is missing, empty, not audio, truncated or shorter than 0.1 s.
     """
     path = Path(path)
-    if not path.exists():
-        raise AudioError(f"{path}: no such file")
-    if path.is_dir():
-        raise AudioError(f"{path}: is a directory, not an audio file")
-    if path.stat().st_size == 0:
-        raise AudioError(f"{path}: file is empty (0 bytes)")
+    check_audio_path(path)
     try:
         samples, file_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
     except Exception as error:  # libsndfile reports corrupt data as several exception types
         raise AudioError(f"{path}: not a readable audio file ({_first_line(error)})") from None
     return prepare_samples(samples, file_rate, sample_rate, name=str(path))
+
+
+def check_audio_path(path: Path, name: str | None = None) -> None:
+    """Refuse a missing path, a directory or a 0-byte file with one clear line (named ``name``)."""
+    name = name or str(path)
+    if not path.exists():
+        raise AudioError(f"{name}: no such file")
+    if path.is_dir():
+        raise AudioError(f"{name}: is a directory, not an audio file")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{name}: file is empty (0 bytes)")
 
 
 def decode_audio_bytes(data: bytes, name: str = "<stdin>", sample_rate: int = SAMPLE_RATE) -> np.ndarray:

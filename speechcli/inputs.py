@@ -20,7 +20,7 @@ from typing import BinaryIO, Iterator
 import numpy as np
 import soundfile
 
-from .audio import MIN_DURATION_S, SAMPLE_RATE, resample
+from .audio import MIN_DURATION_S, SAMPLE_RATE, check_audio_path, resample
 from .errors import AudioError, SpeechCLIError
 
 AUDIO_EXTENSIONS = frozenset({".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc",
@@ -126,12 +126,7 @@ def open_stream(source: Source, sample_rate: int = SAMPLE_RATE, block_s: float =
         handle = io.BytesIO(source.data)
     else:
         path = source.path
-        if not path.exists():
-            raise AudioError(f"{name}: no such file")
-        if path.is_dir():
-            raise AudioError(f"{name}: is a directory, not an audio file")
-        if path.stat().st_size == 0:
-            raise AudioError(f"{name}: file is empty (0 bytes)")
+        check_audio_path(path, name)
         handle = str(path)
     try:
         sound = soundfile.SoundFile(handle)
