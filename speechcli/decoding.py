@@ -88,6 +88,17 @@ def _by_groups(search, ratio: float, states: torch.Tensor, lengths: np.ndarray, 
     return results
 
 
+def _encoder_rows(utts: np.ndarray, lengths: np.ndarray, all_keys, states, mask):
+    """Attention keys, encoder states and mask for decoder rows of utterances ``utts``, cut to their longest."""
+    frames = int(lengths[utts].max())
+    index = torch.from_numpy(utts).to(states.device)
+    return tuple(t[:, :frames].index_select(0, index) for t in (all_keys, states, mask))
+
+
+def _trim_alignment(state: DecoderState, frames: int) -> DecoderState:
+    return DecoderState(state.hidden, state.cell, state.context, state.weights[:, :frames].contiguous())
+
+
 @torch.inference_mode()
 def greedy_search(model: Seq2Seq, states, enc_lengths, mask) -> list[Hypothesis]:
     """Batched: each step takes the most likely character; stops at <eos> or one char per frame."""
@@ -128,10 +139,8 @@ def _greedy_group(model: Seq2Seq, states: torch.Tensor, lengths: np.ndarray) -> 
             utts, live = utts[keep], live[keep]
             rows = torch.from_numpy(keep).to(device)
             tokens, state = tokens[rows], state.select(rows)
-            frames = int(lengths[utts].max())
-            index = torch.from_numpy(utts).to(device)
-            keys, values, row_mask = (t[:, :frames].index_select(0, index) for t in (all_keys, states, mask))
-            state = DecoderState(state.hidden, state.cell, state.context, state.weights[:, :frames].contiguous())
+            keys, values, row_mask = _encoder_rows(utts, lengths, all_keys, states, mask)
+            state = _trim_alignment(state, keys.shape[1])
     return hyps
 
 
@@ -219,13 +228,11 @@ def _beam_group(model: Seq2Seq, states: torch.Tensor, lengths: np.ndarray, ctc: 
 
     for step in range(int(lengths.max())):
         if not np.array_equal(utt, row_utts):  # rows changed: gather their encoder states
-            frames = int(lengths[utt].max())
-            index = torch.from_numpy(utt).to(device)
-            keys, values, row_mask = (t[:, :frames].index_select(0, index) for t in (all_keys, states, mask))
+            keys, values, row_mask = _encoder_rows(utt, lengths, all_keys, states, mask)
             row_utts = utt
-            if frames < ctc_r.shape[1]:
-                ctc_r = ctc_r[:, :frames]
-                state = DecoderState(state.hidden, state.cell, state.context, state.weights[:, :frames].contiguous())
+            if keys.shape[1] < ctc_r.shape[1]:
+                ctc_r = ctc_r[:, : keys.shape[1]]
+                state = _trim_alignment(state, keys.shape[1])
         frames = keys.shape[1]
         tokens = torch.from_numpy(np.where(last < 0, eos, last)).to(device)
         logits, state = decoder.step(tokens, state, keys, values, row_mask)
