@@ -69,8 +69,15 @@ def main() -> None:
         sys.exit(130)
 
 
+def print_error(message: str) -> None:
+    """One ``error:`` line on stderr; the message is escaped so that brackets in file names survive Rich markup."""
+    from rich.markup import escape
+
+    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+
+
 def fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False, soft_wrap=True)
+    print_error(message)
     return typer.Exit(code)
 
 
@@ -146,7 +153,7 @@ def transcribe(
         _transcribe_check_output_dir(output_dir)
     failed = [s for s in sources if s.error is not None]
     for source in failed:
-        _transcribe_error(str(source.error))
+        print_error(str(source.error))
     todo = [s for s in sources if s.error is None]
     if todo:
         failed_count = _transcribe_run(todo, model, format, output_dir, beam_size, lm_weight, device, threads, quiet)
@@ -156,17 +163,11 @@ def transcribe(
     total_failed = len(failed) + failed_count
     if total_failed:
         if len(sources) > 1:
-            _transcribe_error(f"{total_failed} of {len(sources)} inputs failed")
+            print_error(f"{total_failed} of {len(sources)} inputs failed")
         raise typer.Exit(1)
 
 
 # Private helpers of `transcribe` (owned with it).
-
-
-def _transcribe_error(message: str) -> None:
-    from rich.markup import escape
-
-    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
 
 
 def _transcribe_warning(quiet: bool, message: str) -> None:
@@ -225,7 +226,7 @@ def _transcribe_run(sources, model, format, output_dir, beam_size, lm_weight, de
             progress.file_done(index)
             if isinstance(result, Failure):
                 failed += 1
-                _transcribe_error(str(result.error))
+                print_error(str(result.error))
                 continue
             for warning in result.warnings:
                 _transcribe_warning(quiet, f"{result.source}: {warning}")
@@ -303,7 +304,7 @@ class _TranscribeSink:
         for fmt in self.formats:
             target = base.with_name(f"{base.name}.{fmt.value}")
             if target.resolve() in self.inputs:
-                _transcribe_error(f"{result.source}: not written: {target} is one of the inputs")
+                print_error(f"{result.source}: not written: {target} is one of the inputs")
                 return False
             temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
             try:
@@ -314,7 +315,7 @@ class _TranscribeSink:
             except OSError as error:
                 if temp.exists():
                     temp.unlink()
-                _transcribe_error(f"{result.source}: cannot write {target} ({error.strerror or error})")
+                print_error(f"{result.source}: cannot write {target} ({error.strerror or error})")
                 return False
             _transcribe_log(self.quiet, f"wrote {target}")
         return True
@@ -625,7 +626,7 @@ def evaluate(
     for utt, result in zip(utterances, _track(results, len(utterances), "evaluate", quiet)):
         if isinstance(result, Failure):
             failed += 1
-            err.print(f"[bold red]error:[/] {result.error}", soft_wrap=True)
+            print_error(str(result.error))
             continue
         ref, hyp = normalize_text(utt.text), normalize_text(result.text)
         totals.add(ref, hyp)
