@@ -505,7 +505,8 @@ def train(
     encoder_hidden: Annotated[int, typer.Option()] = 256,
     decoder_hidden: Annotated[int, typer.Option()] = 320,
     attention_dim: Annotated[int, typer.Option()] = 256,
-    conv_channels: Annotated[int, typer.Option()] = 32,
+    frontend: Annotated[str, typer.Option(help="Encoder front end: stack (one strided convolution over 4 frames) or conv2d (two ReLU Conv2d layers).")] = "stack",
+    conv_channels: Annotated[int, typer.Option(help="Channels of the conv2d front end.")] = 32,
     dropout: Annotated[float, typer.Option()] = 0.15,
     ctc_weight: Annotated[float, typer.Option()] = 0.3,
     spec_augment: Annotated[bool, typer.Option(help="SpecAugment time and frequency masks.")] = True,
@@ -528,6 +529,8 @@ def train(
     from .train import TrainConfig
     from .train import train as run_training
 
+    if frontend not in ("stack", "conv2d"):
+        raise typer.BadParameter("expected stack or conv2d", param_hint="--frontend")
     if precision not in ("auto", "fp32", "bf16", "fp16"):
         raise typer.BadParameter("expected auto, fp32, bf16 or fp16", param_hint="--precision")
     topo = distributed.topology_from_env()
@@ -541,7 +544,7 @@ def train(
                              batch_frames=batch_frames, learning_rate=learning_rate, warmup_steps=warmup_steps,
                              checkpoint_minutes=checkpoint_minutes, grad_accum=grad_accum, precision=precision,
                              encoder_layers=encoder_layers, encoder_hidden=encoder_hidden, decoder_hidden=decoder_hidden,
-                             attention_dim=attention_dim, conv_channels=conv_channels,
+                             attention_dim=attention_dim, frontend=frontend, conv_channels=conv_channels,
                              dropout=dropout, ctc_weight=ctc_weight, spec_augment=spec_augment, seed=seed,
                              device=torch_device.type, threads=threads)
         where = f"{topo.world} processes" if topo.distributed else str(torch_device)

@@ -37,6 +37,8 @@ def quantize_int8(model: Seq2Seq) -> Seq2Seq:
         raise SpeechCLIError("this PyTorch has no quantised CPU kernels")
     with warnings.catch_warnings():  # torch.ao.quantization announces its move to torchao on every call
         warnings.simplefilter("ignore")
-        quantised = quantize_dynamic(copy.deepcopy(model).eval(), {name: default_dynamic_qconfig for name in QUANTISED_MODULES},
+        present = dict(model.named_modules())  # encoder.project exists with the "conv2d" front end only
+        quantised = quantize_dynamic(copy.deepcopy(model).eval(),
+                                     {name: default_dynamic_qconfig for name in QUANTISED_MODULES if name in present},
                                      dtype=torch.qint8)
     return quantised

@@ -60,13 +60,14 @@ class TrainConfig:
     encoder_hidden: int = 256
     decoder_hidden: int = 320
     attention_dim: int = 256
-    conv_channels: int = 32
+    frontend: str = "stack"
+    conv_channels: int = 32  # "conv2d" front end only
     dropout: float = 0.15
     ctc_weight: float = 0.3
     label_smoothing: float = 0.1
 
     def model_config(self, vocab_size: int, n_mels: int) -> ModelConfig:
-        return ModelConfig(vocab_size=vocab_size, n_mels=n_mels, conv_channels=self.conv_channels,
+        return ModelConfig(vocab_size=vocab_size, n_mels=n_mels, frontend=self.frontend, conv_channels=self.conv_channels,
                            encoder_layers=self.encoder_layers, encoder_hidden=self.encoder_hidden,
                            attention_dim=self.attention_dim, decoder_hidden=self.decoder_hidden,
                            dropout=self.dropout, ctc_weight=self.ctc_weight, label_smoothing=self.label_smoothing)

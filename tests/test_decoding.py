@@ -187,9 +187,11 @@ def test_greedy_stops_at_eos_or_the_frame_limit(model):
         assert all(a.shape == (n,) for a in hyp.attention)
 
 
-def test_beam_search_scores_at_least_as_well_as_greedy(model):
-    """On every input the beam's hypothesis has a joint score no worse than greedy's, and on
-    these inputs it finds a different, better one (so the comparison is not vacuous)."""
+def test_beam_search_ranks_by_the_joint_score(model):
+    """The beam's score is the joint CTC/attention score of its tokens, and on these inputs the
+    CTC term makes it choose differently from attention-only greedy search (so CTC is used).
+    Beam search is approximate: on a barely trained model it may end below greedy's joint
+    score, so that is not asserted here; tests/test_learning.py checks beam accuracy."""
     options = DecodingOptions(beam_size=4, ctc_weight=0.3)
     different = 0
     for seed in range(4):
@@ -197,10 +199,7 @@ def test_beam_search_scores_at_least_as_well_as_greedy(model):
         states, ctc = _encode_one(model, features, lengths, 0)
         beam = beam_search(model, states, ctc, options)
         greedy = decode_batch(model, features, lengths, DecodingOptions(beam_size=1))[0]
-        beam_joint = _joint_score(model, states, ctc, beam.tokens, options.ctc_weight)
-        greedy_joint = _joint_score(model, states, ctc, greedy.tokens, options.ctc_weight)
-        assert beam.score == pytest.approx(beam_joint, rel=1e-5, abs=1e-4)  # its score is the joint score
-        assert beam_joint >= greedy_joint - 1e-6
+        assert beam.score == pytest.approx(_joint_score(model, states, ctc, beam.tokens, options.ctc_weight), rel=1e-5, abs=1e-4)
         different += beam.tokens != greedy.tokens
     assert different > 0
 

@@ -34,12 +34,21 @@ def _targets(lengths=(9, 5, 3), seed=0):
     return targets, torch.tensor(lengths)
 
 
-def test_subsampled_lengths_match_the_convolutions(model):
+@pytest.mark.parametrize("frontend", ["stack", "conv2d"])
+def test_subsampled_lengths_match_the_front_end(frontend):
+    model = Seq2Seq(ModelConfig(**{**TINY_MODEL, "frontend": frontend})).eval()
     for frames in (7, 8, 9, 10, 11, 40, 101, 1000):
         features, lengths = _batch((frames,))
         states, out_lengths, mask = model.encode(features, lengths)
-        assert states.shape[1] == subsampled_lengths(lengths)[0] == out_lengths[0]
+        assert states.shape[1] == subsampled_lengths(lengths, frontend)[0] == out_lengths[0]
         assert abs(int(out_lengths[0]) - frames / SUBSAMPLING) <= 2
+
+
+def test_configs_saved_before_the_front_end_choice_load_as_conv2d():
+    saved = ModelConfig(**TINY_MODEL).to_dict()
+    del saved["frontend"]
+    assert ModelConfig.from_dict(saved).frontend == "conv2d"
+    assert ModelConfig.from_dict(ModelConfig(**TINY_MODEL).to_dict()).frontend == "stack"
 
 
 def test_encoder_shapes_and_padding_mask(model):
