@@ -38,10 +38,12 @@ class LoadedModel:
     lm: "CharNgramLM | None" = None  # optional character language model for shallow fusion
 
     def decoding_options(self, beam_size: int = 4, lm_weight: float | None = None) -> DecodingOptions:
-        """Decoding settings for this model: unless given, the LM weight chosen when it was exported."""
+        """Decoding settings for this model: unless given, the LM and CTC weights chosen when it was exported."""
+        recorded = self.info.get("decoding", {})
         if lm_weight is None:
-            lm_weight = float(self.info.get("decoding", {}).get("lm_weight", 0.0))
-        return DecodingOptions(beam_size=beam_size, lm_weight=lm_weight if self.lm else 0.0)
+            lm_weight = float(recorded.get("lm_weight", 0.0))
+        ctc_weight = float(recorded.get("ctc_weight", DecodingOptions.ctc_weight))
+        return DecodingOptions(beam_size=beam_size, ctc_weight=ctc_weight, lm_weight=lm_weight if self.lm else 0.0)
 
 
 def save_checkpoint(path: Path, model: Seq2Seq, vocab: Vocabulary, feature_config: FeatureConfig,

@@ -120,3 +120,16 @@ def test_weights_that_do_not_match_the_settings_are_refused(tmp_path, saved):
 
 def test_checkpoint_errors_are_speechcli_errors():
     assert issubclass(CheckpointError, SpeechCLIError)
+
+
+def test_decoding_options_use_the_weights_recorded_at_export(tmp_path):
+    model, vocab = build_tiny_model(seed=3)
+    config = FeatureConfig()
+    stats = np.zeros(config.n_mels, dtype=np.float32), np.ones(config.n_mels, dtype=np.float32)
+    plain, tuned = tmp_path / "plain.pt", tmp_path / "tuned.pt"
+    save_checkpoint(plain, model, vocab, config, *stats)
+    save_checkpoint(tuned, model, vocab, config, *stats, info={"decoding": {"ctc_weight": 0.6, "lm_weight": 0.4}})
+    assert load_model(plain).decoding_options(beam_size=3).ctc_weight == 0.3  # DecodingOptions' default
+    options = load_model(tuned).decoding_options(beam_size=3)
+    assert (options.beam_size, options.ctc_weight) == (3, 0.6)
+    assert options.lm_weight == 0.0  # no LM in this checkpoint, so the recorded LM weight is unused

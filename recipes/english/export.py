@@ -38,16 +38,18 @@ def main() -> None:
     parser.add_argument("--lm-min-count", type=int, default=3)
     parser.add_argument("--no-lm", action="store_true")
     parser.add_argument("--lm-weight", type=float, default=0.3, help="default LM weight recorded for decoding")
+    parser.add_argument("--ctc-weight", type=float, default=0.3, help="default CTC weight of beam search recorded")
     args = parser.parse_args()
 
     bundle = read_bundle(args.checkpoint)
     bundle.pop("training_state", None)
     bundle["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in bundle["state_dict"].items()}
+    bundle["info"]["decoding"] = {"ctc_weight": args.ctc_weight}
     if not args.no_lm:
         sentences = book_sentences(args.text)
         lm = CharNgramLM.train(sentences, order=args.lm_order, min_count=args.lm_min_count)
         bundle["lm"] = lm.to_dict()
-        bundle["info"]["decoding"] = {"lm_weight": args.lm_weight}
+        bundle["info"]["decoding"]["lm_weight"] = args.lm_weight
         bundle["info"]["lm"] = {"order": args.lm_order, "min_count": args.lm_min_count,
                                 "sentences": len(sentences), "contexts": len(lm.index)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
