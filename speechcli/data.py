@@ -122,8 +122,12 @@ class Batch:
                      self.targets.to(device, non_blocking=True), self.target_lengths.to(device), self.ids, self.texts)
 
 
-def collate(cache: FeatureCache, entries: list[Entry], vocab: Vocabulary) -> Batch:
-    features = [normalize_features(cache.features(e), cache.mean, cache.std, cache.feature_config) for e in entries]
+def collate(cache: FeatureCache, entries: list[Entry], vocab: Vocabulary,
+            stats: tuple[np.ndarray, np.ndarray] | None = None) -> Batch:
+    """Pad ``entries`` into a batch, normalised with ``stats`` (mean, std): the model's, when the
+    cache is not the one it was trained on; by default the cache's own."""
+    mean, std = stats if stats is not None else (cache.mean, cache.std)
+    features = [normalize_features(cache.features(e), mean, std, cache.feature_config) for e in entries]
     tokens = [torch.tensor(vocab.encode(e.text), dtype=torch.long) for e in entries]
     return Batch(
         features=torch.nn.utils.rnn.pad_sequence(features, batch_first=True),

@@ -176,7 +176,7 @@ def train(config: TrainConfig, train_cache: FeatureCache, dev_cache: FeatureCach
             if not stop:
                 state.epoch += 1
                 state.batch_in_epoch = 0
-            scores = _evaluate_shared(model, dev_source, dev_entries, vocab, device, topo)
+            scores = _evaluate_shared(model, dev_source, dev_entries, vocab, device, topo, (train_cache.mean, train_cache.std))
             state.history.append({"epoch": state.epoch, "step": state.step, **scores})
             improved = scores["cer"] < state.best_cer
             if improved:
@@ -271,29 +271,25 @@ def _out_of_budget(config: TrainConfig, state: _State) -> bool:
 
 
 @torch.inference_mode()
-def evaluate_cache(model: Seq2Seq, cache: FeatureCache, entries: list[Entry], vocab: Vocabulary, device,
-                   options: DecodingOptions = DecodingOptions(beam_size=1), batch_frames: int = 20000) -> dict:
-    """Greedy-decode ``entries`` and score them: {'cer', 'wer', 'utterances'}."""
-    errors = _error_counts(model, cache, entries, vocab, device, options, batch_frames)
-    return {"cer": errors.cer, "wer": errors.wer, "utterances": errors.utterances}
-
-
-def _error_counts(model, cache, entries, vocab, device, options=DecodingOptions(beam_size=1), batch_frames=20000) -> ErrorRate:
+def _error_counts(model, cache, entries, vocab, device, options=DecodingOptions(beam_size=1), batch_frames=20000,
+                  stats=None) -> ErrorRate:
     was_training = model.training
     model.eval()
     errors = ErrorRate()
     with torch.inference_mode():
         for batch_entries in make_batches(entries, batch_frames, seed=0, epoch=0, sorted_order=True) if entries else []:
-            batch = collate(cache, batch_entries, vocab).to(device)
+            batch = collate(cache, batch_entries, vocab, stats).to(device)
             for text, hyp in zip(batch.texts, decode_batch(model, batch.features, batch.feature_lengths, options)):
                 errors.add(text, vocab.decode(hyp.tokens))
     model.train(was_training)
     return errors
 
 
-def _evaluate_shared(model, cache, entries, vocab, device, topo: distributed.Topology) -> dict:
-    """Each rank decodes every world-th dev utterance; the error counts are summed over ranks."""
-    errors = _error_counts(model, cache, entries[topo.rank :: topo.world], vocab, device)
+def _evaluate_shared(model, cache, entries, vocab, device, topo: distributed.Topology, stats) -> dict:
+    """Each rank decodes every world-th dev utterance; the error counts are summed over ranks.
+
+    ``stats`` (mean, std) are the training cache's: a separate dev cache has its own."""
+    errors = _error_counts(model, cache, entries[topo.rank :: topo.world], vocab, device, stats=stats)
     names = ("word_errors", "words", "char_errors", "chars", "utterances")
     totals = distributed.all_reduce_sum([float(getattr(errors, n)) for n in names], device)
     errors = ErrorRate(**{n: int(round(t)) for n, t in zip(names, totals)})

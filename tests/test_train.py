@@ -93,3 +93,23 @@ def test_periodic_checkpoints_and_bad_settings(tiny_cache, tmp_path):
     out = tmp_path / "every"
     summary = train(tiny_config(out, max_steps=2, checkpoint_minutes=0.0), cache)
     assert summary["steps"] == 2 and sorted(p.name for p in out.iterdir()) == ["best.pt", "last.pt"]
+
+
+def test_a_separate_dev_cache_is_normalised_with_the_training_stats(tiny_cache, tmp_path, monkeypatch):
+    """Validation must feed the model what training fed it, not the dev cache's own statistics."""
+    import speechcli.train as train_module
+
+    train_cache, dev_cache = FeatureCache(tiny_cache), FeatureCache(tiny_cache)
+    dev_cache.std = dev_cache.std * 10  # as if featurized from very different audio
+    stds_used = {}
+    real_collate = train_module.collate
+
+    def spying_collate(cache, entries, vocab, stats=None):
+        batch = real_collate(cache, entries, vocab, stats)
+        stds_used[cache is dev_cache] = (stats if stats is not None else (cache.mean, cache.std))[1]
+        return batch
+
+    monkeypatch.setattr(train_module, "collate", spying_collate)
+    train(tiny_config(tmp_path / "run", epochs=1, max_steps=1), train_cache, dev_cache)
+    assert set(stds_used) == {False, True}  # both training and validation batches were made
+    assert (stds_used[True] == train_cache.std).all()

@@ -22,7 +22,7 @@ train)
     # about 100 minutes on 2 CPU cores (the run behind models/base.pt); no SpecAugment: with under
     # two epochs of 37 h the model underfits, and masks only slow it down
     nohup speechcli train --data "$out/cache/train" --dev "$out/cache/dev_cv" --out runs/english \
-        --epochs 2 --max-steps 8000 --max-minutes 100 --batch-frames 3000 --lr 1.5e-3 --warmup-steps 100 \
+        --epochs 2 --max-steps 4000 --max-minutes 100 --batch-frames 3000 --lr 1.5e-3 --warmup-steps 100 \
         --ctc-weight 0.5 --dropout 0.1 --no-spec-augment --resume > runs/english.log 2>&1 &
     echo "training in the background: tail -f runs/english.log" ;;
 export)
