@@ -19,11 +19,11 @@ features)
         speechcli featurize --data "$out/$set.tsv" --cache "$out/cache/$set" --jobs 2
     done ;;
 train)
-    # about 100 minutes on 2 CPU cores (the run behind models/base.pt); no SpecAugment: with under
-    # two epochs of 37 h the model underfits, and masks only slow it down
+    # resumable: rerun the same command after an interruption; it stops after 900 min of training in
+    # all. No SpecAugment: the model still underfits 37 h (see models/README.md for the run so far).
     nohup speechcli train --data "$out/cache/train" --dev "$out/cache/dev_cv" --out runs/english \
-        --epochs 2 --max-steps 4000 --max-minutes 100 --batch-frames 3000 --lr 1.5e-3 --warmup-steps 100 \
-        --ctc-weight 0.5 --dropout 0.1 --no-spec-augment --resume > runs/english.log 2>&1 &
+        --epochs 6 --max-steps 20000 --max-minutes 900 --batch-frames 3000 --lr 1.5e-3 --warmup-steps 100 \
+        --ctc-weight 0.5 --dropout 0.1 --no-spec-augment --threads 2 --resume > runs/english.log 2>&1 &
     echo "training in the background: tail -f runs/english.log" ;;
 export)
     checkpoint=runs/english/best.pt

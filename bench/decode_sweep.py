@@ -1,0 +1,58 @@
+"""WER/CER of one model under several decoding settings, on random clips of feature caches.
+
+    python bench/decode_sweep.py runs/english/last.pt --caches work/english/cache/dev_cv,work/english/cache/dev_kathleen
+
+Features come from the caches (normalised with the model's own statistics), so each setting
+costs decoding only: greedy, then beam 4 with every pair of --ctc-weights × --lm-weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+from pathlib import Path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model", type=Path)
+    parser.add_argument("--caches", required=True, help="comma-separated feature cache directories")
+    parser.add_argument("--clips", type=int, default=80, help="random clips per cache (seed 0)")
+    parser.add_argument("--ctc-weights", default="0.3,0.5")
+    parser.add_argument("--lm-weights", default="0,0.3,0.5")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+
+    import torch
+
+    from speechcli.checkpoint import load_model
+    from speechcli.data import FeatureCache, collate, make_batches
+    from speechcli.decoding import DecodingOptions, decode_batch
+    from speechcli.metrics import ErrorRate
+
+    torch.set_num_threads(args.threads)
+    loaded = load_model(args.model)
+    settings = [("greedy", DecodingOptions(beam_size=1))] + [
+        (f"beam 4, ctc {c:g}, lm {lm:g}", DecodingOptions(beam_size=4, ctc_weight=c, lm_weight=lm))
+        for c in map(float, args.ctc_weights.split(",")) for lm in map(float, args.lm_weights.split(","))]
+    print(f"model {args.model}, {args.threads} thread(s), {args.clips} random clips per cache")
+    print(f"{'cache':24s} {'decoding':24s} {'WER %':>7s} {'CER %':>7s} {'s':>5s}")
+    for path in args.caches.split(","):
+        cache = FeatureCache(Path(path))
+        entries = random.Random(0).sample(cache.entries, min(args.clips, len(cache.entries)))
+        batches = [collate(cache, group, loaded.vocab, (loaded.mean, loaded.std))
+                   for group in make_batches(entries, 8000, seed=0, epoch=0, sorted_order=True)]
+        for label, options in settings:
+            started, errors = time.perf_counter(), ErrorRate()
+            with torch.inference_mode():
+                for batch in batches:
+                    hyps = decode_batch(loaded.model, batch.features, batch.feature_lengths, options, loaded.lm)
+                    for text, hyp in zip(batch.texts, hyps):
+                        errors.add(text, loaded.vocab.decode(hyp.tokens))
+            print(f"{Path(path).name:24s} {label:24s} {100 * errors.wer:7.1f} {100 * errors.cer:7.1f} "
+                  f"{time.perf_counter() - started:5.0f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
