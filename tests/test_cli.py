@@ -228,6 +228,7 @@ def test_transcribe_basic(tiny_model_path, speech_wav):
     ["train"],
     ["train", "--data", "/nonexistent"],
     ["train", "--data", ".", "--epochs", "0"],
+    ["train", "--data", ".", "--frontend", "vgg"],
     ["transcribe", "a.wav", "--format", "docx"],
 ])
 def test_usage_errors_exit_2(args):
