@@ -27,9 +27,9 @@ def main() -> None:
     import torch
 
     from speechcli.checkpoint import load_model
-    from speechcli.data import FeatureCache, collate, make_batches
-    from speechcli.decoding import DecodingOptions, decode_batch
-    from speechcli.metrics import ErrorRate
+    from speechcli.data import FeatureCache
+    from speechcli.decoding import DecodingOptions
+    from speechcli.train import error_counts
 
     torch.set_num_threads(args.threads)
     loaded = load_model(args.model)
@@ -41,15 +41,10 @@ def main() -> None:
     for path in args.caches.split(","):
         cache = FeatureCache(Path(path))
         entries = random.Random(0).sample(cache.entries, min(args.clips, len(cache.entries)))
-        batches = [collate(cache, group, loaded.vocab, (loaded.mean, loaded.std))
-                   for group in make_batches(entries, 8000, seed=0, epoch=0, sorted_order=True)]
         for label, options in settings:
-            started, errors = time.perf_counter(), ErrorRate()
-            with torch.inference_mode():
-                for batch in batches:
-                    hyps = decode_batch(loaded.model, batch.features, batch.feature_lengths, options, loaded.lm)
-                    for text, hyp in zip(batch.texts, hyps):
-                        errors.add(text, loaded.vocab.decode(hyp.tokens))
+            started = time.perf_counter()
+            errors = error_counts(loaded.model, cache, entries, loaded.vocab, torch.device("cpu"), options,
+                                  batch_frames=8000, stats=(loaded.mean, loaded.std), lm=loaded.lm)
             print(f"{Path(path).name:24s} {label:24s} {100 * errors.wer:7.1f} {100 * errors.cer:7.1f} "
                   f"{time.perf_counter() - started:5.0f}", flush=True)
 

@@ -271,15 +271,16 @@ def _out_of_budget(config: TrainConfig, state: _State) -> bool:
 
 
 @torch.inference_mode()
-def _error_counts(model, cache, entries, vocab, device, options=DecodingOptions(beam_size=1), batch_frames=20000,
-                  stats=None) -> ErrorRate:
+def error_counts(model, cache, entries, vocab, device, options=DecodingOptions(beam_size=1), batch_frames=20000,
+                 stats=None, lm=None) -> ErrorRate:
+    """Decode cached ``entries`` (normalised with ``stats``, default the cache's own) and count errors."""
     was_training = model.training
     model.eval()
     errors = ErrorRate()
     with torch.inference_mode():
         for batch_entries in make_batches(entries, batch_frames, seed=0, epoch=0, sorted_order=True) if entries else []:
             batch = collate(cache, batch_entries, vocab, stats).to(device)
-            for text, hyp in zip(batch.texts, decode_batch(model, batch.features, batch.feature_lengths, options)):
+            for text, hyp in zip(batch.texts, decode_batch(model, batch.features, batch.feature_lengths, options, lm)):
                 errors.add(text, vocab.decode(hyp.tokens))
     model.train(was_training)
     return errors
@@ -289,7 +290,7 @@ def _evaluate_shared(model, cache, entries, vocab, device, topo: distributed.Top
     """Each rank decodes every world-th dev utterance; the error counts are summed over ranks.
 
     ``stats`` (mean, std) are the training cache's: a separate dev cache has its own."""
-    errors = _error_counts(model, cache, entries[topo.rank :: topo.world], vocab, device, stats=stats)
+    errors = error_counts(model, cache, entries[topo.rank :: topo.world], vocab, device, stats=stats)
     names = ("word_errors", "words", "char_errors", "chars", "utterances")
     totals = distributed.all_reduce_sum([float(getattr(errors, n)) for n in names], device)
     errors = ErrorRate(**{n: int(round(t)) for n, t in zip(names, totals)})
