@@ -85,7 +85,9 @@ def decode_audio_bytes(data: bytes, name: str = "<stdin>", sample_rate: int = SA
 
 def prepare_samples(samples: np.ndarray, file_rate: int, sample_rate: int, name: str) -> np.ndarray:
     """Mix (frames, channels) samples to mono and resample; refuse clips too short to hold speech."""
-    mono = samples.mean(axis=1) if samples.ndim == 2 else samples
+    if samples.ndim == 2:  # a mono file's single column is a view; averaging it would copy
+        samples = samples[:, 0] if samples.shape[1] == 1 else samples.mean(axis=1)
+    mono = samples
     duration = len(mono) / file_rate
     if duration < MIN_DURATION_S:
         raise AudioError(f"{name}: audio is too short ({duration:.3f} s; at least {MIN_DURATION_S} s needed)")
