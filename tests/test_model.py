@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from speechcli.model import SUBSAMPLING, ModelConfig, Seq2Seq, count_parameters, subsampled_lengths
+from speechcli.model import SUBSAMPLING, ModelConfig, Seq2Seq, count_parameters, reverse_within, subsampled_lengths
 
 from conftest import TINY_MODEL
 
@@ -68,6 +68,25 @@ def test_padding_does_not_change_the_encoding(model):
     alone, alone_lengths, _ = model.encode(features[2:3, : lengths[2]], lengths[2:3])
     n = int(alone_lengths[0])
     torch.testing.assert_close(states[2, :n], alone[0, :n], atol=1e-5, rtol=1e-4)
+
+
+def test_encoder_equals_its_lstm_over_a_packed_sequence(model):
+    """The unpacked per-direction evaluation is the module's own BiLSTM, padding zeroed."""
+    features, lengths = _batch()
+    states, out_lengths, mask = model.encode(features, lengths)
+    x = model.encoder.subsample(features)
+    packed = torch.nn.utils.rnn.pack_padded_sequence(x, out_lengths, batch_first=True, enforce_sorted=False)
+    reference, _ = model.encoder.lstm(packed)
+    reference, _ = torch.nn.utils.rnn.pad_packed_sequence(reference, batch_first=True, total_length=x.shape[1])
+    torch.testing.assert_close(states, reference, atol=1e-5, rtol=1e-4)
+    assert not states[~mask].any()
+
+
+def test_reverse_within_keeps_padding_in_place():
+    x = torch.arange(10.0).reshape(2, 5, 1)
+    reversed_ = reverse_within(x, torch.tensor([5, 3]))
+    assert reversed_[:, :, 0].tolist() == [[4, 3, 2, 1, 0], [7, 6, 5, 8, 9]]
+    assert torch.equal(reverse_within(reversed_, torch.tensor([5, 3])), x)
 
 
 def test_attention_weights_sum_to_one_and_are_zero_on_padding(model):
