@@ -499,7 +499,7 @@ def train(
     learning_rate: Annotated[float, typer.Option("--lr")] = 3e-3,
     warmup_steps: Annotated[int, typer.Option()] = 100,
     grad_accum: Annotated[int, typer.Option(min=1, help="Micro-batches per process per optimizer step (global batch = processes × this × --batch-frames).")] = 1,
-    precision: Annotated[str, typer.Option(help="auto (bf16 on CUDA, fp32 on CPU), fp32, bf16 or fp16 (CUDA only).")] = "auto",
+    precision: Annotated[str, typer.Option(help="auto (bf16 autocast on CUDA and on CPUs with native bf16, else fp32), fp32, bf16 or fp16 (CUDA only).")] = "auto",
     checkpoint_minutes: Annotated[float, typer.Option(min=0, help="Also save OUT/last.pt this often within an epoch (0: every step).")] = 5.0,
     encoder_layers: Annotated[int, typer.Option()] = 3,
     encoder_hidden: Annotated[int, typer.Option()] = 256,
@@ -510,6 +510,7 @@ def train(
     dropout: Annotated[float, typer.Option()] = 0.15,
     ctc_weight: Annotated[float, typer.Option()] = 0.3,
     spec_augment: Annotated[bool, typer.Option(help="SpecAugment time and frequency masks.")] = True,
+    perturb: Annotated[bool, typer.Option(help="Random tempo and vocal-tract (mel-axis) warping, ±10 % per utterance.")] = True,
     seed: Annotated[int, typer.Option()] = 0,
     resume: Annotated[bool, typer.Option(help="Continue from OUT/last.pt when it exists (else start afresh), with any number of processes.")] = False,
     cache: Annotated[Optional[Path], typer.Option(help="Where to featurize --data when it is a corpus.", file_okay=False)] = None,
@@ -545,7 +546,7 @@ def train(
                              checkpoint_minutes=checkpoint_minutes, grad_accum=grad_accum, precision=precision,
                              encoder_layers=encoder_layers, encoder_hidden=encoder_hidden, decoder_hidden=decoder_hidden,
                              attention_dim=attention_dim, frontend=frontend, conv_channels=conv_channels,
-                             dropout=dropout, ctc_weight=ctc_weight, spec_augment=spec_augment, seed=seed,
+                             dropout=dropout, ctc_weight=ctc_weight, spec_augment=spec_augment, perturb=perturb, seed=seed,
                              device=torch_device.type, threads=threads)
         where = f"{topo.world} processes" if topo.distributed else str(torch_device)
         _info(quiet, f"training on {where}; checkpoints in {out}")

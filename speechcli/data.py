@@ -148,6 +148,32 @@ def normalize_features(features, mean: np.ndarray, std: np.ndarray, config: Feat
     return (x - torch.from_numpy(mean)) / torch.from_numpy(std)
 
 
+def perturb(features: torch.Tensor, lengths: torch.Tensor, target_lengths: torch.Tensor, max_tempo: float = 0.1,
+            max_warp: float = 0.1, subsampling: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per utterance, a random tempo change (time axis resampled by up to ±``max_tempo``) and a
+    vocal-tract-length warp (mel axis stretched by up to ±``max_warp``): cheap stand-ins for speed
+    perturbation and new speakers. Never shortens an utterance below what CTC needs for its text."""
+    perturbed = []
+    for x, frames, tokens in zip(features, lengths.tolist(), target_lengths.tolist()):
+        x = x[:frames]
+        tempo = 1 + max_tempo * (2 * float(torch.rand(())) - 1)
+        new_frames = max(round(frames / tempo), min(frames, subsampling * (tokens + 1)))
+        x = torch.nn.functional.interpolate(x.T.unsqueeze(0), size=new_frames, mode="linear", align_corners=True)[0].T
+        perturbed.append(_warp_mels(x, 1 + max_warp * (2 * float(torch.rand(())) - 1)))
+    new_lengths = torch.tensor([len(x) for x in perturbed], device=lengths.device)
+    return torch.nn.utils.rnn.pad_sequence(perturbed, batch_first=True), new_lengths
+
+
+def _warp_mels(x: torch.Tensor, factor: float) -> torch.Tensor:
+    """Output bin i takes the (interpolated) input bin i·factor: factor > 1 shifts formants down."""
+    mels = x.shape[1]
+    source = (torch.arange(mels, device=x.device, dtype=x.dtype) * factor).clamp(max=mels - 1)
+    low = source.floor().long()
+    high = (low + 1).clamp(max=mels - 1)
+    fraction = source - low
+    return x[:, low] * (1 - fraction) + x[:, high] * fraction
+
+
 def spec_augment(features: torch.Tensor, freq_mask: int = 27, time_mask_fraction: float = 0.05, masks: int = 2) -> torch.Tensor:
     """SpecAugment (frequency and time masks, per utterance) on a (batch, frames, mels) tensor."""
     import torchaudio.functional as AF

@@ -82,7 +82,12 @@ class Encoder(nn.Module):
         x = self.subsample(features)
         frames = x.shape[1]
         out_lengths = subsampled_lengths(lengths, self.frontend).clamp(min=1, max=frames)
-        states = self._bidirectional_lstm(self.dropout(x), out_lengths)
+        if type(self.lstm) is nn.LSTM:
+            states = self._bidirectional_lstm(self.dropout(x), out_lengths)
+        else:  # e.g. int8 dynamically quantised: its own module, run on a packed sequence
+            packed = nn.utils.rnn.pack_padded_sequence(x, out_lengths.cpu(), batch_first=True, enforce_sorted=False)
+            states, _ = self.lstm(packed)
+            states, _ = nn.utils.rnn.pad_packed_sequence(states, batch_first=True, total_length=frames)
         valid = torch.arange(frames, device=x.device)[None, :, None] < out_lengths[:, None, None]
         return self.dropout(states * valid), out_lengths
 

@@ -26,7 +26,7 @@ import torch
 
 from . import distributed
 from .checkpoint import read_bundle, save_checkpoint
-from .data import Entry, FeatureCache, collate, make_batches, rank_share, spec_augment, split_dev, step_starts, usable
+from .data import Entry, FeatureCache, collate, make_batches, perturb, rank_share, spec_augment, split_dev, step_starts, usable
 from .decoding import DecodingOptions, decode_batch
 from .errors import CheckpointError, DatasetError
 from .metrics import ErrorRate
@@ -48,12 +48,13 @@ class TrainConfig:
     weight_decay: float = 1e-6
     grad_clip: float = 5.0
     spec_augment: bool = True
+    perturb: bool = True  # random tempo and mel-axis (vocal tract) warping, ±10 % per utterance
     seed: int = 0
     device: str = "auto"
     threads: int | None = None
     checkpoint_minutes: float = 5.0  # also save last.pt this often inside an epoch (0: every step)
     grad_accum: int = 1  # micro-batches per rank per optimizer step
-    precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU), fp32, bf16, fp16 (CUDA, loss-scaled)
+    precision: str = "auto"  # auto (bf16 on CUDA and on CPUs with native bf16, else fp32), fp32, bf16, fp16 (CUDA, loss-scaled)
     dev_utterances: int = 400  # at most this many dev utterances are decoded per validation
     # model shape
     encoder_layers: int = 3
@@ -192,10 +193,16 @@ def train(config: TrainConfig, train_cache: FeatureCache, dev_cache: FeatureCach
             "train_utterances": len(train_entries), "dev_utterances": len(dev_entries), "world_size": topo.world}
 
 
+def cpu_has_native_bf16() -> bool:
+    """True on CPUs with AVX512-BF16 (or AMX), where bf16 autocast trains the model ~1.7× faster."""
+    check = getattr(torch.cpu, "_is_avx512_bf16_supported", None)  # private, so guarded
+    return bool(check and check())
+
+
 def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for ``precision`` on ``device``; None = plain fp32."""
     if precision == "auto":
-        return torch.bfloat16 if device.type == "cuda" else None
+        return torch.bfloat16 if device.type == "cuda" or cpu_has_native_bf16() else None
     if precision == "fp32":
         return None
     if precision == "bf16":
@@ -243,9 +250,13 @@ def _train_step(net, optimizer, scaler, batches: list, config: TrainConfig, lr: 
         last = i == len(batches) - 1
         with contextlib.nullcontext() if last or not hasattr(net, "no_sync") else net.no_sync():
             batch = batch.to(device)
-            features = spec_augment(batch.features) if config.spec_augment else batch.features
+            features, lengths = batch.features, batch.feature_lengths
+            if config.perturb:
+                features, lengths = perturb(features, lengths, batch.target_lengths)
+            if config.spec_augment:
+                features = spec_augment(features)
             with torch.autocast(device_type=device.type, dtype=autocast_dtype or torch.bfloat16, enabled=autocast_dtype is not None):
-                losses = net(features, batch.feature_lengths, batch.targets, batch.target_lengths)
+                losses = net(features, lengths, batch.targets, batch.target_lengths)
             scaler.scale(losses["loss"] / len(batches)).backward()
         total += float(losses["loss"].detach())
     scaler.unscale_(optimizer)

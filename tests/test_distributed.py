@@ -42,7 +42,7 @@ def cli_options(cache: Path, out: Path) -> list[str]:
             "--batch-frames", str(TINY["batch_frames"]), "--lr", str(TINY["learning_rate"]),
             "--warmup-steps", str(TINY["warmup_steps"]), "--encoder-layers", "1", "--encoder-hidden", "32",
             "--decoder-hidden", "32", "--attention-dim", "32", "--conv-channels", "4", "--dropout", "0",
-            "--no-spec-augment", "--device", "cpu", "--threads", "1"]
+            "--no-spec-augment", "--no-perturb", "--precision", "fp32", "--device", "cpu", "--threads", "1"]
 
 
 def test_torchrun_two_ranks_match_one_process_with_the_same_global_batch(tiny_cache, tmp_path):

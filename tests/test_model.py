@@ -185,7 +185,8 @@ def test_loss_stays_finite_when_ctc_cannot_align(model):
     assert torch.isfinite(losses["loss"])
 
 
-def test_loss_falls_when_fitting_one_batch():
+@pytest.mark.parametrize("autocast", [False, True], ids=["fp32", "bf16-autocast"])
+def test_loss_falls_when_fitting_one_batch(autocast):
     torch.manual_seed(0)
     model = Seq2Seq(ModelConfig(**TINY_MODEL), blank_id=0, sos_id=1).train()
     features, lengths = _batch((80, 64))
@@ -193,7 +194,8 @@ def test_loss_falls_when_fitting_one_batch():
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     first = None
     for _ in range(30):
-        loss = model(features, lengths, targets, target_lengths)["loss"]
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            loss = model(features, lengths, targets, target_lengths)["loss"]
         first = first if first is not None else float(loss.detach())
         optimizer.zero_grad()
         loss.backward()

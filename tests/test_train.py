@@ -16,8 +16,8 @@ from speechcli.train import TrainConfig, train
 from test_featurize import make_corpus
 
 TINY = dict(encoder_layers=1, encoder_hidden=32, decoder_hidden=32, attention_dim=32, conv_channels=4,
-            dropout=0.0, spec_augment=False, batch_frames=300, warmup_steps=2, learning_rate=1e-3,
-            epochs=50, threads=1, device="cpu", checkpoint_minutes=60.0)
+            dropout=0.0, spec_augment=False, perturb=False, batch_frames=300, warmup_steps=2, learning_rate=1e-3,
+            epochs=50, threads=1, device="cpu", checkpoint_minutes=60.0, precision="fp32")
 
 
 def tiny_config(out: Path, **changes) -> TrainConfig:
@@ -54,9 +54,10 @@ def assert_same_weights(a: Path, b: Path, atol: float = 1e-6) -> None:
 
 def test_resume_continues_exactly_and_accepts_old_checkpoints(tiny_cache, tmp_path):
     cache = FeatureCache(tiny_cache)
-    straight = train(tiny_config(tmp_path / "straight", max_steps=4), cache)
+    augmented = dict(perturb=True, spec_augment=True)  # random draws too must continue where they stopped
+    straight = train(tiny_config(tmp_path / "straight", max_steps=4, **augmented), cache)
     assert straight["steps"] == 4
-    half = train(tiny_config(tmp_path / "resumed", max_steps=2), cache)
+    half = train(tiny_config(tmp_path / "resumed", max_steps=2, **augmented), cache)
     assert half["steps"] == 2
     # strip the keys this version added: a checkpoint written by the previous train.py must still resume
     path = tmp_path / "resumed" / "last.pt"
@@ -64,13 +65,13 @@ def test_resume_continues_exactly_and_accepts_old_checkpoints(tiny_cache, tmp_pa
     for key in ("grad_scaler", "world_size", "grad_accum"):
         bundle["training_state"].pop(key)
     torch.save(bundle, path)
-    resumed = train(tiny_config(tmp_path / "resumed", max_steps=4), cache, resume=True)
+    resumed = train(tiny_config(tmp_path / "resumed", max_steps=4, **augmented), cache, resume=True)
     assert resumed["steps"] == 4
     assert read_bundle(path)["training_state"]["step"] == 4
     assert_same_weights(tmp_path / "straight" / "last.pt", path)
     # the same command once more: the run is complete, nothing is trained or rewritten
     written = path.stat().st_mtime_ns
-    assert train(tiny_config(tmp_path / "resumed", max_steps=4), cache, resume=True)["steps"] == 4
+    assert train(tiny_config(tmp_path / "resumed", max_steps=4, **augmented), cache, resume=True)["steps"] == 4
     assert path.stat().st_mtime_ns == written
 
 
@@ -93,6 +94,18 @@ def test_periodic_checkpoints_and_bad_settings(tiny_cache, tmp_path):
     out = tmp_path / "every"
     summary = train(tiny_config(out, max_steps=2, checkpoint_minutes=0.0), cache)
     assert summary["steps"] == 2 and sorted(p.name for p in out.iterdir()) == ["best.pt", "last.pt"]
+
+
+def test_auto_precision_is_bf16_where_the_cpu_has_it(monkeypatch):
+    import speechcli.train as train_module
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    monkeypatch.setattr(train_module, "cpu_has_native_bf16", lambda: True)
+    assert train_module._autocast_dtype("auto", cpu) == torch.bfloat16
+    assert train_module._autocast_dtype("fp32", cpu) is None
+    monkeypatch.setattr(train_module, "cpu_has_native_bf16", lambda: False)
+    assert train_module._autocast_dtype("auto", cpu) is None
+    assert train_module._autocast_dtype("auto", cuda) == torch.bfloat16
 
 
 def test_a_separate_dev_cache_is_normalised_with_the_training_stats(tiny_cache, tmp_path, monkeypatch):
