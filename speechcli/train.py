@@ -48,7 +48,7 @@ class TrainConfig:
     weight_decay: float = 1e-6
     grad_clip: float = 5.0
     spec_augment: bool = True
-    perturb: bool = True  # random tempo and mel-axis (vocal tract) warping, ±10 % per utterance
+    perturb: bool = False  # random tempo and mel-axis (vocal tract) warping, ±10 % per utterance
     seed: int = 0
     device: str = "auto"
     threads: int | None = None
