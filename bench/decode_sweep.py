@@ -3,7 +3,7 @@
     python bench/decode_sweep.py runs/english/last.pt --caches work/english/cache/dev_cv,work/english/cache/dev_kathleen
 
 Features come from the caches (normalised with the model's own statistics), so each setting
-costs decoding only: greedy, then beam 4 with every pair of --ctc-weights × --lm-weights.
+costs decoding only: greedy, then beam 4 with every --ctc-weights × --lm-weights × --candidates.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=80, help="random clips per cache (seed 0)")
     parser.add_argument("--ctc-weights", default="0.3,0.5")
     parser.add_argument("--lm-weights", default="0,0.3,0.5")
+    parser.add_argument("--candidates", default="6", help="comma-separated characters per hypothesis that the beam scores")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
 
@@ -34,10 +35,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     loaded = load_model(args.model)
     settings = [("greedy", DecodingOptions(beam_size=1))] + [
-        (f"beam 4, ctc {c:g}, lm {lm:g}", DecodingOptions(beam_size=4, ctc_weight=c, lm_weight=lm))
-        for c in map(float, args.ctc_weights.split(",")) for lm in map(float, args.lm_weights.split(","))]
+        (f"beam 4, ctc {c:g}, lm {lm:g}" + (f", cand {k}" if k != 6 else ""),
+         DecodingOptions(beam_size=4, ctc_weight=c, lm_weight=lm, candidates_per_beam=k))
+        for c in map(float, args.ctc_weights.split(",")) for lm in map(float, args.lm_weights.split(","))
+        for k in map(int, args.candidates.split(","))]
     print(f"model {args.model}, {args.threads} thread(s), {args.clips} random clips per cache")
-    print(f"{'cache':24s} {'decoding':24s} {'WER %':>7s} {'CER %':>7s} {'s':>5s}")
+    print(f"{'cache':24s} {'decoding':32s} {'WER %':>7s} {'CER %':>7s} {'s':>5s}")
     for path in args.caches.split(","):
         cache = FeatureCache(Path(path))
         entries = random.Random(0).sample(cache.entries, min(args.clips, len(cache.entries)))
@@ -45,7 +48,7 @@ def main() -> None:
             started = time.perf_counter()
             errors = error_counts(loaded.model, cache, entries, loaded.vocab, torch.device("cpu"), options,
                                   batch_frames=8000, stats=(loaded.mean, loaded.std), lm=loaded.lm)
-            print(f"{Path(path).name:24s} {label:24s} {100 * errors.wer:7.1f} {100 * errors.cer:7.1f} "
+            print(f"{Path(path).name:24s} {label:32s} {100 * errors.wer:7.1f} {100 * errors.cer:7.1f} "
                   f"{time.perf_counter() - started:5.0f}", flush=True)
 
 
