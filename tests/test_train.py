@@ -108,6 +108,17 @@ def test_auto_precision_is_bf16_where_the_cpu_has_it(monkeypatch):
     assert train_module._autocast_dtype("auto", cuda) == torch.bfloat16
 
 
+def test_best_checkpoint_is_the_newest_of_equal_dev_scores(tiny_cache, tmp_path, monkeypatch):
+    import speechcli.train as train_module
+
+    cers = iter([0.5, 0.2, 0.3, 0.2])
+    monkeypatch.setattr(train_module, "_evaluate_shared", lambda *args: {"cer": next(cers), "wer": 0.0, "utterances": 1})
+    out = tmp_path / "run"
+    summary = train(tiny_config(out, epochs=4), FeatureCache(tiny_cache))
+    assert summary["epochs"] == 4 and summary["best_cer"] == 0.2
+    assert read_bundle(out / "best.pt")["info"]["epoch"] == 4
+
+
 def test_a_separate_dev_cache_is_normalised_with_the_training_stats(tiny_cache, tmp_path, monkeypatch):
     """Validation must feed the model what training fed it, not the dev cache's own statistics."""
     import speechcli.train as train_module
