@@ -27,7 +27,7 @@ import speechcli.train as train_module  # noqa: E402
 from speechcli.corpus import read_corpus  # noqa: E402
 from speechcli.data import FeatureCache  # noqa: E402
 from speechcli.featurize import featurize  # noqa: E402
-from speechcli.train import TrainConfig, train  # noqa: E402
+from speechcli.train import TrainConfig, cpu_has_native_bf16, train  # noqa: E402
 
 
 def synthetic_cache(root: Path) -> Path:
@@ -51,6 +51,7 @@ def main() -> None:
     parser.add_argument("--grad-accum", type=int, default=1)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", default="auto", help="auto, fp32 or bf16 (auto: bf16 on CUDA and on CPUs with native bf16)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as temp:
@@ -70,7 +71,7 @@ def main() -> None:
         make_batches = train_module.make_batches
         train_module.make_batches = lambda entries, frames, seed, epoch, sorted_order=False: make_batches(entries, frames, seed, epoch)
         config = TrainConfig(out_dir=Path(temp) / "run", max_steps=args.steps + 1, batch_frames=args.batch_frames,
-                             grad_accum=args.grad_accum, threads=args.threads, device=args.device, dev_utterances=1,
+                             grad_accum=args.grad_accum, threads=args.threads, device=args.device, precision=args.precision, dev_utterances=1,
                              epochs=1000, checkpoint_minutes=1e9)
         started = time.perf_counter()
         summary = train(config, cache)
@@ -80,7 +81,8 @@ def main() -> None:
         timed = args.steps - args.warmup
     print(f"cache: {cache_dir} ({len(cache.entries)} utterances)")
     print(f"model: default size, {summary['parameters'] / 1e6:.2f} M parameters; device {args.device}, "
-          f"threads {torch.get_num_threads()}, batch {args.batch_frames} frames × {args.grad_accum}")
+          f"threads {torch.get_num_threads()}, precision {args.precision}"
+          f"{' (the CPU has native bf16)' if cpu_has_native_bf16() else ''}, batch {args.batch_frames} frames × {args.grad_accum}")
     print(f"timed steps: {timed} (after {args.warmup} warm-up), {a1 - a0:.0f} audio-s in {t1 - t0:.1f} s")
     print(f"throughput: {(a1 - a0) / (t1 - t0):.2f} audio-s/s   ({(t1 - t0) / timed:.2f} s/step)")
     print(f"CPU time: {c1 - c0:.1f} s ({(c1 - c0) / (t1 - t0):.2f} cores busy on average; "
