@@ -26,7 +26,7 @@ train)
     # encoder and bf16 autocast (--precision auto on a CPU with AVX512-BF16) took that to about 60.
     OMP_NUM_THREADS=1 nohup torchrun --standalone --nproc_per_node 2 -m speechcli train \
         --data "$out/cache/train" --dev "$out/cache/dev_cv" --out runs/english \
-        --epochs 6 --max-steps 9000 --max-minutes 900 --batch-frames 6000 --lr 1.5e-3 --warmup-steps 100 \
+        --epochs 12 --max-steps 16500 --max-minutes 900 --batch-frames 6000 --lr 1.5e-3 --warmup-steps 100 \
         --ctc-weight 0.5 --dropout 0.1 --no-spec-augment --threads 1 --resume > runs/english.log 2>&1 &
     echo "training in the background: tail -f runs/english.log" ;;
 export)
