@@ -85,9 +85,9 @@ def decode_audio_bytes(data: bytes, name: str = "<stdin>", sample_rate: int = SA
 
 def prepare_samples(samples: np.ndarray, file_rate: int, sample_rate: int, name: str) -> np.ndarray:
     """Mix (frames, channels) samples to mono and resample; refuse clips too short to hold speech."""
-    if samples.ndim == 2:  # a mono file's single column is a view; averaging it would copy
-        samples = samples[:, 0] if samples.shape[1] == 1 else samples.mean(axis=1)
     mono = samples
+    if samples.ndim == 2:  # a mono file's single column is a view; averaging it would copy
+        mono = samples[:, 0] if samples.shape[1] == 1 else samples.mean(axis=1)
     duration = len(mono) / file_rate
     if duration < MIN_DURATION_S:
         raise AudioError(f"{name}: audio is too short ({duration:.3f} s; at least {MIN_DURATION_S} s needed)")

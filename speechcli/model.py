@@ -82,8 +82,9 @@ class Encoder(nn.Module):
         x = self.subsample(features)
         frames = x.shape[1]
         out_lengths = subsampled_lengths(lengths, self.frontend).clamp(min=1, max=frames)
+        x = self.dropout(x)
         if type(self.lstm) is nn.LSTM:
-            states = self._bidirectional_lstm(self.dropout(x), out_lengths)
+            states = self._bidirectional_lstm(x, out_lengths)
         else:  # e.g. int8 dynamically quantised: its own module, run on a packed sequence
             packed = nn.utils.rnn.pack_padded_sequence(x, out_lengths.cpu(), batch_first=True, enforce_sorted=False)
             states, _ = self.lstm(packed)
