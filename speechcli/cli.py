@@ -513,6 +513,7 @@ def train(
     perturb: Annotated[bool, typer.Option(help="Random tempo and vocal-tract (mel-axis) warping, ±10 % per utterance (off: no gain on FSDD).")] = False,
     seed: Annotated[int, typer.Option()] = 0,
     resume: Annotated[bool, typer.Option(help="Continue from OUT/last.pt when it exists (else start afresh), with any number of processes.")] = False,
+    init_from: Annotated[Optional[Path], typer.Option(help="Start from this checkpoint's weights (fine-tuning: fresh optimizer and schedule; same model shape).", exists=True, dir_okay=False)] = None,
     cache: Annotated[Optional[Path], typer.Option(help="Where to featurize --data when it is a corpus.", file_okay=False)] = None,
     kind: Annotated[CorpusKind, typer.Option("--format", help="Corpus layout (default: detect).")] = CorpusKind.auto,
     jobs: Annotated[int, typer.Option(min=1, help="Featurize worker processes.")] = 1,
@@ -547,7 +548,7 @@ def train(
                              encoder_layers=encoder_layers, encoder_hidden=encoder_hidden, decoder_hidden=decoder_hidden,
                              attention_dim=attention_dim, frontend=frontend, conv_channels=conv_channels,
                              dropout=dropout, ctc_weight=ctc_weight, spec_augment=spec_augment, perturb=perturb, seed=seed,
-                             device=torch_device.type, threads=threads)
+                             device=torch_device.type, threads=threads, init_from=init_from)
         where = f"{topo.world} processes" if topo.distributed else str(torch_device)
         _info(quiet, f"training on {where}; checkpoints in {out}")
         if resume and (out / "last.pt").exists():

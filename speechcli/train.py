@@ -38,7 +38,8 @@ from .text import Vocabulary
 class TrainConfig:
     out_dir: Path
     epochs: int = 40
-    max_minutes: float | None = None  # stop (after a checkpoint) once this much wall time is spent
+    max_minutes: float | None = None  # stop (after a checkpoint) once this much wall time is spent;
+    # the learning-rate schedule then ends at whichever budget, steps or minutes, runs out first
     max_steps: int | None = None
     batch_frames: int = 2000  # padded input frames per batch
     max_utterance_frames: int = 2000  # skip longer training utterances (20 s)
@@ -56,6 +57,7 @@ class TrainConfig:
     grad_accum: int = 1  # micro-batches per rank per optimizer step
     precision: str = "auto"  # auto (bf16 on CUDA and on CPUs with native bf16, else fp32), fp32, bf16, fp16 (CUDA, loss-scaled)
     dev_utterances: int = 400  # at most this many dev utterances are decoded per validation
+    init_from: Path | None = None  # start from this checkpoint's weights (fresh optimizer and schedule)
     # model shape
     encoder_layers: int = 3
     encoder_hidden: int = 256
@@ -120,6 +122,8 @@ def train(config: TrainConfig, train_cache: FeatureCache, dev_cache: FeatureCach
     device = distributed.local_device(device, topo)
     if config.threads:
         torch.set_num_threads(config.threads)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True  # fp32 runs: TF32 matrix products, as cuDNN already does
     if config.grad_accum < 1:
         raise DatasetError("--grad-accum must be at least 1")
     autocast_dtype = _autocast_dtype(config.precision, device)
@@ -133,6 +137,8 @@ def train(config: TrainConfig, train_cache: FeatureCache, dev_cache: FeatureCach
     last_path = Path(config.out_dir) / "last.pt"
     if resume and last_path.exists():
         state = _restore(last_path, model, optimizer, scaler, device)
+    elif config.init_from:
+        _initialise(model, Path(config.init_from), vocab, device)
     if topo.rank:  # other ranks draw their own SpecAugment masks and dropout
         _seed_everything(config.seed + 1_000_003 * topo.rank + state.step)
     net = model
@@ -144,7 +150,8 @@ def train(config: TrainConfig, train_cache: FeatureCache, dev_cache: FeatureCach
         raise DatasetError(f"only {len(first_batches)} batches per epoch, fewer than world size × --grad-accum = {per_step}; "
                            "lower --batch-frames")
     total_steps = config.max_steps or config.epochs * (len(first_batches) // per_step)
-    schedule = lambda step: _learning_rate(config, step, total_steps)  # noqa: E731
+    shared_elapsed_s = state.elapsed_s  # the ranks' mean, so that all of them use the same learning rate
+    schedule = lambda step: _learning_rate(config, step, total_steps, shared_elapsed_s)  # noqa: E731
     saver = _Saver(config, model, optimizer, scaler, vocab, train_cache, state, topo)
     meter = _Meter()
     started = time.monotonic() - state.elapsed_s
@@ -164,8 +171,9 @@ def train(config: TrainConfig, train_cache: FeatureCache, dev_cache: FeatureCach
                 state.elapsed_s = time.monotonic() - started
                 meter.add([e for batch in global_batch for e in batch], train_cache.feature_config)
                 # time-based decisions must agree on all ranks, or they would wait for each other forever
-                loss_sum, stop_votes, save_votes = distributed.all_reduce_sum(
-                    [loss, float(_out_of_budget(config, state)), float(saver.due())], device)
+                loss_sum, stop_votes, save_votes, elapsed_sum = distributed.all_reduce_sum(
+                    [loss, float(_out_of_budget(config, state)), float(saver.due()), state.elapsed_s], device)
+                shared_elapsed_s = elapsed_sum / topo.world
                 if report:
                     report(meter.progress(state, state.batch_in_epoch, len(batches), loss_sum / topo.world,
                                           schedule(state.step), total_steps))
@@ -268,11 +276,15 @@ def _train_step(net, optimizer, scaler, batches: list, config: TrainConfig, lr: 
     return total / len(batches)
 
 
-def _learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
-    """Linear warm-up, then cosine decay to ``final_lr_fraction`` of the peak."""
+def _learning_rate(config: TrainConfig, step: int, total_steps: int, elapsed_s: float = 0.0) -> float:
+    """Linear warm-up, then cosine decay to ``final_lr_fraction`` of the peak, over the steps or,
+    with ``max_minutes``, over the time budget when that runs out first (so a run cut by time
+    still ends annealed)."""
     if step < config.warmup_steps:
         return config.learning_rate * (step + 1) / config.warmup_steps
     progress = min(1.0, (step - config.warmup_steps) / max(1, total_steps - config.warmup_steps))
+    if config.max_minutes:
+        progress = max(progress, min(1.0, elapsed_s / (config.max_minutes * 60)))
     floor = config.final_lr_fraction
     return config.learning_rate * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
 
@@ -384,6 +396,20 @@ def _restore(path: Path, model, optimizer, scaler, device) -> _State:
     random.seed(int(ts["python_rng_seed"]))
     model.to(device)
     return _State(ts["step"], ts["epoch"], ts["batch_in_epoch"], ts["best_cer"], list(ts["history"]), ts["elapsed_s"])
+
+
+def _initialise(model, path: Path, vocab: Vocabulary, device) -> None:
+    """Load another run's weights to fine-tune from; its shape and alphabet must be this run's."""
+    bundle = read_bundle(path)
+    if bundle["vocab"] != vocab.to_list():
+        raise CheckpointError(f"{path}: its alphabet differs from this version's; cannot start from it")
+    state = {k: v.float() if v.is_floating_point() else v for k, v in bundle["state_dict"].items()}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError:
+        raise CheckpointError(f"{path}: its model shape differs from this run's (--encoder-layers, --encoder-hidden, "
+                              "--decoder-hidden, --attention-dim, --frontend)") from None
+    model.to(device)
 
 
 def _seed_everything(seed: int) -> None:

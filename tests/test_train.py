@@ -10,9 +10,9 @@ import torch
 from speechcli.checkpoint import read_bundle, save_checkpoint
 from speechcli.corpus import read_corpus
 from speechcli.data import FeatureCache
-from speechcli.errors import DatasetError
+from speechcli.errors import CheckpointError, DatasetError
 from speechcli.featurize import featurize
-from speechcli.train import TrainConfig, train
+from speechcli.train import TrainConfig, _learning_rate, train
 from test_featurize import make_corpus
 
 TINY = dict(encoder_layers=1, encoder_hidden=32, decoder_hidden=32, attention_dim=32, conv_channels=4,
@@ -137,3 +137,31 @@ def test_a_separate_dev_cache_is_normalised_with_the_training_stats(tiny_cache, 
     train(tiny_config(tmp_path / "run", epochs=1, max_steps=1), train_cache, dev_cache)
     assert set(stds_used) == {False, True}  # both training and validation batches were made
     assert (stds_used[True] == train_cache.std).all()
+
+
+def test_init_from_starts_with_another_runs_weights(tiny_cache, tmp_path):
+    cache = FeatureCache(tiny_cache)
+    train(tiny_config(tmp_path / "source", max_steps=3), cache)
+    source = tmp_path / "source" / "last.pt"
+    # with a zero learning rate the fine-tuned run's weights stay exactly the source's
+    tuned = train(tiny_config(tmp_path / "tuned", max_steps=2, learning_rate=0.0, seed=5, init_from=source), cache)
+    assert tuned["steps"] == 2
+    assert_same_weights(source, tmp_path / "tuned" / "last.pt", atol=0)
+    # without it, a different seed starts from different weights
+    train(tiny_config(tmp_path / "fresh", max_steps=2, learning_rate=0.0, seed=5), cache)
+    with pytest.raises(AssertionError):
+        assert_same_weights(source, tmp_path / "fresh" / "last.pt")
+    with pytest.raises(CheckpointError, match="model shape differs"):
+        train(tiny_config(tmp_path / "other", max_steps=1, encoder_hidden=48, init_from=source), cache)
+
+
+def test_schedule_ends_with_the_time_budget_when_that_runs_out_first():
+    config = tiny_config(Path("unused"), learning_rate=1.0, warmup_steps=2, max_minutes=10.0)
+    assert _learning_rate(config, 2, 1000, elapsed_s=0.0) == pytest.approx(1.0)
+    halfway = _learning_rate(config, 2, 1000, elapsed_s=300.0)
+    assert halfway == pytest.approx(0.05 + 0.95 * 0.5)
+    assert _learning_rate(config, 2, 1000, elapsed_s=600.0) == pytest.approx(0.05)
+    # steps still rule when they run out first
+    assert _learning_rate(config, 1000, 1000, elapsed_s=1.0) == pytest.approx(0.05)
+    without_budget = tiny_config(Path("unused"), learning_rate=1.0, warmup_steps=2)
+    assert _learning_rate(without_budget, 2, 1000, elapsed_s=600.0) == pytest.approx(1.0)
