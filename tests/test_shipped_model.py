@@ -1,0 +1,18 @@
+"""The model that ships in models/ is found and loaded by default, and gets the quick-start sample right."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_default_model_transcribes_the_quick_start_sample():
+    sample = ROOT / "samples" / "seven.wav"
+    result = subprocess.run([sys.executable, "-m", "speechcli", "transcribe", str(sample), "--threads", "1"],
+                            capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "seven\n"
+    assert (ROOT / "samples" / "seven.txt").read_text().strip() == "seven"
