@@ -140,10 +140,8 @@ class LocationAwareAttention(nn.Module):
     def forward(self, query, keys, values, mask, previous_weights):
         """Return (context (batch, enc_dim), weights (batch, frames)); ``keys`` = self.keys(values)."""
         location = self.location(self.location_conv(previous_weights.unsqueeze(1)).transpose(1, 2))
-        if torch.is_grad_enabled():
-            hidden = torch.tanh(self.query(query).unsqueeze(1) + keys + location)
-        else:  # decoding: the same sums, in place (this (batch, frames, dim) tensor dominates a beam step)
-            hidden = (self.query(query).unsqueeze(1) + keys).add_(location).tanh_()
+        # in place: this (batch, frames, dim) tensor dominates a beam step (autograd allows it: tanh keeps its output)
+        hidden = (self.query(query).unsqueeze(1) + keys).add_(location).tanh_()
         energy = self.score(hidden).squeeze(2)
         energy = energy.masked_fill(~mask, float("-inf"))
         weights = torch.softmax(energy, dim=1)
