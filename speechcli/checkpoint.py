@@ -90,15 +90,20 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "cpu
     bundle = read_bundle(path)
     vocab = Vocabulary.from_list(bundle["vocab"])
     model = Seq2Seq(ModelConfig.from_dict(bundle["model_config"]), blank_id=vocab.blank_id, sos_id=vocab.sos_id)
-    state = {k: v.float() if v.is_floating_point() else v for k, v in bundle["state_dict"].items()}
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as error:
-        raise CheckpointError(f"{path}: weights do not match the recorded model settings ({str(error)[:120]})") from None
+    load_weights(model, bundle, f"{path}: weights do not match the recorded model settings")
     model.to(device).eval()
     lm = CharNgramLM.from_dict(bundle["lm"]) if "lm" in bundle else None
     return LoadedModel(model, vocab, FeatureConfig.from_dict(bundle["feature_config"]),
                        bundle["mean"].numpy(), bundle["std"].numpy(), path, bundle.get("info", {}), lm)
+
+
+def load_weights(model: Seq2Seq, bundle: dict, mismatch: str) -> None:
+    """Load a bundle's weights (fp16 ones as float32); ``mismatch`` starts the error when they do not fit."""
+    state = {k: v.float() if v.is_floating_point() else v for k, v in bundle["state_dict"].items()}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        raise CheckpointError(f"{mismatch} ({str(error)[:120]})") from None
 
 
 def default_model_path() -> Path:

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from . import distributed
-from .checkpoint import read_bundle, save_checkpoint
+from .checkpoint import load_weights, read_bundle, save_checkpoint
 from .data import Entry, FeatureCache, collate, make_batches, perturb, rank_share, spec_augment, split_dev, step_starts, usable
 from .decoding import DecodingOptions, decode_batch
 from .errors import CheckpointError, DatasetError
@@ -403,12 +403,8 @@ def _initialise(model, path: Path, vocab: Vocabulary, device) -> None:
     bundle = read_bundle(path)
     if bundle["vocab"] != vocab.to_list():
         raise CheckpointError(f"{path}: its alphabet differs from this version's; cannot start from it")
-    state = {k: v.float() if v.is_floating_point() else v for k, v in bundle["state_dict"].items()}
-    try:
-        model.load_state_dict(state)
-    except RuntimeError:
-        raise CheckpointError(f"{path}: its model shape differs from this run's (--encoder-layers, --encoder-hidden, "
-                              "--decoder-hidden, --attention-dim, --frontend)") from None
+    load_weights(model, bundle, f"{path}: its model shape differs from this run's (--encoder-layers, --encoder-hidden, "
+                                "--decoder-hidden, --attention-dim, --frontend)")
     model.to(device)
 
 
