@@ -63,33 +63,28 @@ def main() -> None:
 
 
 def write_bins(groups: dict, clips: Path, size_of: dict, out: Path, capacity: float) -> None:
-    """Fill bins in order (dev, real, synthetic); a group that overflows a bin continues in the next."""
+    """Fill bins in order (dev, real, synthetic); a group that overflows a bin continues in the next,
+    as its next part (bin<b>/<group>_<part>/list.tsv + audio/, the audio hard-linked from ``clips``)."""
+    parts: dict[Path, list[tuple[str, str]]] = {}
     bin_index, used = 1, 0.0
     for name, rows in groups.items():
-        part_index, part_rows = 1, []
-
-        def flush():
-            if part_rows:
-                part = out / f"bin{bin_index}" / f"{name}_{part_index}"
-                (part / "audio").mkdir(parents=True, exist_ok=True)
-                lines = []
-                for clip, text in part_rows:
-                    link = part / "audio" / Path(clip).name
-                    if not link.exists():
-                        os.link(clip, link)
-                    lines.append(f"audio/{link.name}\t{text}\n")
-                (part / "list.tsv").write_text("".join(lines), encoding="utf-8")
-
+        part_index = 1
         for i, (_, text) in enumerate(rows):
             clip = str(clips / f"{name}_{i:05d}.opus")
             if used + size_of[clip] > capacity:
-                flush()
                 print(f"bin{bin_index}: {used / 1e6:.1f} MB", file=sys.stderr)
-                bin_index, used, part_index, part_rows = bin_index + 1, 0.0, part_index + 1, []
-            part_rows.append((clip, text))
+                bin_index, used, part_index = bin_index + 1, 0.0, part_index + 1
+            parts.setdefault(out / f"bin{bin_index}" / f"{name}_{part_index}", []).append((clip, text))
             used += size_of[clip]
-        flush()
     print(f"bin{bin_index}: {used / 1e6:.1f} MB", file=sys.stderr)
+    for part, part_rows in parts.items():
+        (part / "audio").mkdir(parents=True, exist_ok=True)
+        for clip, _ in part_rows:
+            link = part / "audio" / Path(clip).name
+            if not link.exists():
+                os.link(clip, link)
+        (part / "list.tsv").write_text("".join(f"audio/{Path(clip).name}\t{text}\n" for clip, text in part_rows),
+                                       encoding="utf-8")
 
 
 if __name__ == "__main__":
