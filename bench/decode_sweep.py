@@ -35,7 +35,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     loaded = load_model(args.model)
     settings = [("greedy", DecodingOptions(beam_size=1))] + [
-        (f"beam 4, ctc {c:g}, lm {lm:g}" + (f", cand {k}" if k != 6 else ""),
+        (f"beam 4, ctc {c:g}, lm {lm:g}" + (f", cand {k}" if k != DecodingOptions.candidates_per_beam else ""),
          DecodingOptions(beam_size=4, ctc_weight=c, lm_weight=lm, candidates_per_beam=k))
         for c in map(float, args.ctc_weights.split(",")) for lm in map(float, args.lm_weights.split(","))
         for k in map(int, args.candidates.split(","))]
