@@ -53,10 +53,63 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     path = Path(path)
     check_audio_path(path)
     try:
-        samples, file_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+        plain = _read_plain_wav(path)
+        if plain is not None:
+            samples, file_rate = plain
+        else:
+            with soundfile.SoundFile(str(path)) as sound:
+                samples, file_rate = read_float32(sound), sound.samplerate
     except Exception as error:  # libsndfile reports corrupt data as several exception types
         raise AudioError(f"{path}: not a readable audio file ({_first_line(error)})") from None
     return prepare_samples(samples, file_rate, sample_rate, name=str(path))
+
+
+def read_float32(sound: soundfile.SoundFile, frames: int = -1) -> np.ndarray:
+    """Read (frames, channels) float32 samples in [-1, 1] from an open file.
+
+    libsndfile's own int16 → float conversion costs about 3× the rest of reading a short
+    16-bit WAV; reading int16 and scaling by 2**-15 here gives the same values bit for bit.
+    """
+    if sound.subtype != "PCM_16":
+        return sound.read(frames, dtype="float32", always_2d=True)
+    pcm = sound.read(frames, dtype="int16", always_2d=True)
+    return np.multiply(pcm, np.float32(1 / 32768), dtype=np.float32)
+
+
+def _read_plain_wav(path: Path) -> tuple[np.ndarray, int] | None:
+    """(frames, channels) float32 and rate of a complete 16-bit PCM WAV; None for anything else.
+
+    The common case of a training corpus, read without libsndfile's per-file set-up, which
+    costs more than the decoding itself on short clips (measured: 140 vs 60 µs per 3 s clip).
+    Any other format, and any WAV this does not fully understand (extensible or odd headers,
+    a data chunk cut short), is left to soundfile, so the values are the same either way.
+    """
+    with open(path, "rb") as handle:
+        if handle.read(12)[8:] != b"WAVE":
+            return None
+        data = memoryview(handle.read())
+    position, fmt = 0, None
+    while position + 8 <= len(data):
+        chunk, size = bytes(data[position : position + 4]), int.from_bytes(data[position + 4 : position + 8], "little")
+        body = data[position + 8 : position + 8 + size]
+        if chunk == b"fmt ":
+            fmt = bytes(body)
+        elif chunk == b"data":
+            return _pcm16_samples(fmt, body) if 0 < size == len(body) else None
+        position += 8 + size + (size & 1)
+    return None
+
+
+def _pcm16_samples(fmt: bytes | None, body: memoryview) -> tuple[np.ndarray, int] | None:
+    if fmt is None or len(fmt) < 16:
+        return None
+    tag, channels = int.from_bytes(fmt[0:2], "little"), int.from_bytes(fmt[2:4], "little")
+    rate, block_align = int.from_bytes(fmt[4:8], "little"), int.from_bytes(fmt[12:14], "little")
+    bits = int.from_bytes(fmt[14:16], "little")
+    if tag != 1 or bits != 16 or channels < 1 or rate < 1 or block_align != 2 * channels or len(body) % block_align:
+        return None
+    pcm = np.frombuffer(body, dtype="<i2").reshape(-1, channels)
+    return np.multiply(pcm, np.float32(1 / 32768), dtype=np.float32), rate
 
 
 def check_audio_path(path: Path, name: str | None = None) -> None:

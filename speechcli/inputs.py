@@ -20,7 +20,7 @@ from typing import BinaryIO, Iterator
 import numpy as np
 import soundfile
 
-from .audio import MIN_DURATION_S, SAMPLE_RATE, check_audio_path, resample
+from .audio import MIN_DURATION_S, SAMPLE_RATE, check_audio_path, read_float32, resample
 from .errors import AudioError, SpeechCLIError
 
 AUDIO_EXTENSIONS = frozenset({".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc",
@@ -158,7 +158,7 @@ def _raw_blocks(sound: soundfile.SoundFile, size: int, declared: int | None, str
     with sound:
         while True:
             try:
-                block = sound.read(size, dtype="float32", always_2d=True)
+                block = read_float32(sound, size)
             except Exception as error:
                 stream.warnings.append(f"truncated or corrupt after {got / sound.samplerate:.2f} s ({_first_line(error)}); "
                                        "transcribed the readable part")
