@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -141,12 +142,41 @@ class LocationAwareAttention(nn.Module):
         """Return (context (batch, enc_dim), weights (batch, frames)); ``keys`` = self.keys(values)."""
         location = self.location(self.location_conv(previous_weights.unsqueeze(1)).transpose(1, 2))
         # in place: this (batch, frames, dim) tensor dominates a beam step (autograd allows it: tanh keeps its output)
-        hidden = (self.query(query).unsqueeze(1) + keys).add_(location).tanh_()
+        hidden = _tanh_((self.query(query).unsqueeze(1) + keys).add_(location))
         energy = self.score(hidden).squeeze(2)
         energy = energy.masked_fill(~mask, float("-inf"))
         weights = torch.softmax(energy, dim=1)
         context = torch.bmm(weights.unsqueeze(1), values).squeeze(1)
         return context, weights
+
+
+def _tanh_(x: torch.Tensor) -> torch.Tensor:
+    """tanh of x (in place when no gradient is needed).
+
+    On CPU numpy's SIMD tanh does the work: torch's float32 CPU tanh ran ~8× slower here
+    (1.6 M values: 5–7 ms against 0.6 ms), and this tanh is the largest single cost of a
+    beam search step and a large one of a training step. The two agree to within 2 ulps.
+    """
+    if x.device.type != "cpu" or x.dtype != torch.float32:
+        return x.tanh_()
+    if x.requires_grad:
+        return _CpuTanh.apply(x)
+    values = x.numpy()
+    np.tanh(values, out=values)
+    return x
+
+
+class _CpuTanh(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        y = torch.from_numpy(np.tanh(x.detach().numpy()))
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (y,) = ctx.saved_tensors
+        return torch.ops.aten.tanh_backward(grad, y)
 
 
 @dataclass

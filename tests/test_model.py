@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from speechcli.model import SUBSAMPLING, ModelConfig, Seq2Seq, count_parameters, reverse_within, subsampled_lengths
+from speechcli.model import (SUBSAMPLING, ModelConfig, Seq2Seq, _tanh_, count_parameters, reverse_within,
+                             subsampled_lengths)
 
 from conftest import TINY_MODEL
 
@@ -207,3 +208,18 @@ def test_config_round_trips_through_a_dict():
     config = ModelConfig(**TINY_MODEL)
     assert ModelConfig.from_dict(config.to_dict()) == config
     assert count_parameters(Seq2Seq(config)) > 0
+
+
+def test_cpu_tanh_matches_torch_in_value_and_gradient():
+    x = torch.linspace(-9, 9, 600).reshape(3, 200).T  # non-contiguous, saturating ends included
+    with torch.no_grad():
+        inplace = x.clone()
+        assert _tanh_(inplace) is inplace  # no autograd: in place
+        assert torch.allclose(inplace, torch.tanh(x), rtol=0, atol=3e-7)
+    leaf = x.clone().requires_grad_()
+    (_tanh_(leaf * 1.0) * torch.linspace(0.5, 2.0, 600).reshape(200, 3)).sum().backward()
+    reference = x.clone().requires_grad_()
+    (torch.tanh(reference) * torch.linspace(0.5, 2.0, 600).reshape(200, 3)).sum().backward()
+    assert torch.allclose(leaf.grad, reference.grad, rtol=1e-4, atol=1e-6)
+    half = x.to(torch.bfloat16)
+    assert torch.equal(_tanh_(half.clone()), torch.tanh(half))  # other dtypes: torch's own tanh
