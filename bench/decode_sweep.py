@@ -3,7 +3,7 @@
     python bench/decode_sweep.py runs/english/last.pt --caches work/english/cache/dev_cv,work/english/cache/dev_kathleen
 
 Features come from the caches (normalised with the model's own statistics), so each setting
-costs decoding only: greedy, then beam 4 with every --ctc-weights × --lm-weights × --candidates.
+costs decoding only: greedy, then every --beams × --ctc-weights × --lm-weights × --candidates.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ def main() -> None:
     parser.add_argument("model", type=Path)
     parser.add_argument("--caches", required=True, help="comma-separated feature cache directories")
     parser.add_argument("--clips", type=int, default=80, help="random clips per cache (seed 0)")
+    parser.add_argument("--beams", default="4", help="comma-separated beam sizes (greedy is always included)")
     parser.add_argument("--ctc-weights", default="0.3,0.5")
     parser.add_argument("--lm-weights", default="0,0.3,0.5")
     parser.add_argument("--candidates", default="6", help="comma-separated characters per hypothesis that the beam scores")
@@ -35,12 +36,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     loaded = load_model(args.model)
     settings = [("greedy", DecodingOptions(beam_size=1))] + [
-        (f"beam 4, ctc {c:g}, lm {lm:g}" + (f", cand {k}" if k != DecodingOptions.candidates_per_beam else ""),
-         DecodingOptions(beam_size=4, ctc_weight=c, lm_weight=lm, candidates_per_beam=k))
-        for c in map(float, args.ctc_weights.split(",")) for lm in map(float, args.lm_weights.split(","))
+        (f"beam {b}, ctc {c:g}, lm {lm:g}" + (f", cand {k}" if k != DecodingOptions.candidates_per_beam else ""),
+         DecodingOptions(beam_size=b, ctc_weight=c, lm_weight=lm, candidates_per_beam=k))
+        for b in map(int, args.beams.split(",")) for c in map(float, args.ctc_weights.split(",")) for lm in map(float, args.lm_weights.split(","))
         for k in map(int, args.candidates.split(","))]
     print(f"model {args.model}, {args.threads} thread(s), {args.clips} random clips per cache")
-    print(f"{'cache':24s} {'decoding':32s} {'WER %':>7s} {'CER %':>7s} {'s':>5s}")
+    print(f"{'cache':24s} {'decoding':32s} {'WER %':>7s} {'CER %':>7s} {'s':>5s}  (s: wall, decoding only)")
     for path in args.caches.split(","):
         cache = FeatureCache(Path(path))
         entries = random.Random(0).sample(cache.entries, min(args.clips, len(cache.entries)))
