@@ -247,3 +247,19 @@ def test_progress_on_a_terminal_stays_off_stdout(run, tmp_path, monkeypatch):
     assert "wrote" in screen.getvalue()  # logs go to the (terminal) stderr console
     quiet = run(long, "--format", "jsonl", "--quiet")
     assert quiet.exit_code == 0 and json.loads(quiet.stdout)["file"] == str(long)
+
+
+def test_int8_quantises_the_model_and_still_transcribes(run, speech_wav, monkeypatch):
+    import speechcli.quantize as quantize
+
+    real, quantised = quantize.quantize_int8, []
+
+    def recording(model):
+        quantised.append(model)
+        return real(model)
+
+    monkeypatch.setattr(quantize, "quantize_int8", recording)
+    result = run(speech_wav, "--int8")
+    assert result.exit_code == 0, result.stderr
+    assert quantised and result.stdout.strip() != ""
+    assert len(result.stdout.splitlines()) == 1
