@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 import soundfile
@@ -72,7 +72,11 @@ def read_float32(sound: soundfile.SoundFile, frames: int = -1) -> np.ndarray:
     """
     if sound.subtype != "PCM_16":
         return sound.read(frames, dtype="float32", always_2d=True)
-    pcm = sound.read(frames, dtype="int16", always_2d=True)
+    return _pcm16_to_float32(sound.read(frames, dtype="int16", always_2d=True))
+
+
+def _pcm16_to_float32(pcm: np.ndarray) -> np.ndarray:
+    """int16 samples as float32 in [-1, 1): exactly libsndfile's conversion (a power-of-two scale)."""
     return np.multiply(pcm, np.float32(1 / 32768), dtype=np.float32)
 
 
@@ -88,16 +92,24 @@ def _read_plain_wav(path: Path) -> tuple[np.ndarray, int] | None:
         if handle.read(12)[8:] != b"WAVE":
             return None
         data = memoryview(handle.read())
-    position, fmt = 0, None
-    while position + 8 <= len(data):
-        chunk, size = bytes(data[position : position + 4]), int.from_bytes(data[position + 4 : position + 8], "little")
-        body = data[position + 8 : position + 8 + size]
+    fmt = None
+    for chunk, start, size in riff_chunks(data, start=0):
+        body = data[start : start + size]
         if chunk == b"fmt ":
             fmt = bytes(body)
         elif chunk == b"data":
             return _pcm16_samples(fmt, body) if 0 < size == len(body) else None
-        position += 8 + size + (size & 1)
     return None
+
+
+def riff_chunks(data: bytes | memoryview, start: int = 12) -> Iterator[tuple[bytes, int, int]]:
+    """(id, offset of the body, declared size) of each chunk header in a RIFF buffer, from ``start``
+    (12: just after the RIFF/WAVE header). Sizes are as declared: a body may run past the buffer."""
+    position = start
+    while position + 8 <= len(data):
+        size = int.from_bytes(data[position + 4 : position + 8], "little")
+        yield bytes(data[position : position + 4]), position + 8, size
+        position += 8 + size + (size & 1)
 
 
 def _pcm16_samples(fmt: bytes | None, body: memoryview) -> tuple[np.ndarray, int] | None:
@@ -108,8 +120,7 @@ def _pcm16_samples(fmt: bytes | None, body: memoryview) -> tuple[np.ndarray, int
     bits = int.from_bytes(fmt[14:16], "little")
     if tag != 1 or bits != 16 or channels < 1 or rate < 1 or block_align != 2 * channels or len(body) % block_align:
         return None
-    pcm = np.frombuffer(body, dtype="<i2").reshape(-1, channels)
-    return np.multiply(pcm, np.float32(1 / 32768), dtype=np.float32), rate
+    return _pcm16_to_float32(np.frombuffer(body, dtype="<i2").reshape(-1, channels)), rate
 
 
 def check_audio_path(path: Path, name: str | None = None) -> None:

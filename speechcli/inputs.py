@@ -20,7 +20,7 @@ from typing import BinaryIO, Iterator
 import numpy as np
 import soundfile
 
-from .audio import MIN_DURATION_S, SAMPLE_RATE, check_audio_path, read_float32, resample
+from .audio import MIN_DURATION_S, SAMPLE_RATE, check_audio_path, read_float32, resample, riff_chunks
 from .errors import AudioError, SpeechCLIError
 
 AUDIO_EXTENSIONS = frozenset({".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc",
@@ -183,18 +183,15 @@ def _wav_truncation(path: Path, sound: soundfile.SoundFile) -> list[str]:
     """libsndfile quietly reads a cut-off WAV as a shorter one; its data chunk header still tells."""
     with open(path, "rb") as handle:
         head = handle.read(1 << 16)
-    position = 12
-    while position + 8 <= len(head):
-        chunk, size = head[position : position + 4], int.from_bytes(head[position + 4 : position + 8], "little")
+    for chunk, start, size in riff_chunks(head):
         if chunk == b"data":
-            available = path.stat().st_size - (position + 8)
+            available = path.stat().st_size - start
             if size != 0xFFFFFFFF and available < size:
                 readable = sound.frames / sound.samplerate
                 promised = readable * size / max(available, 1)
                 return [f"truncated: the header promises {promised:.2f} s, only {readable:.2f} s "
                         "are in the file; transcribed the readable part"]
             return []
-        position += 8 + size + (size & 1)
     return []
 
 
