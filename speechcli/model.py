@@ -141,7 +141,7 @@ class LocationAwareAttention(nn.Module):
     def forward(self, query, keys, values, mask, previous_weights):
         """Return (context (batch, enc_dim), weights (batch, frames)); ``keys`` = self.keys(values)."""
         location = self.location(self.location_conv(previous_weights.unsqueeze(1)).transpose(1, 2))
-        # in place: this (batch, frames, dim) tensor dominates a beam step (autograd allows it: tanh keeps its output)
+        # this (batch, frames, dim) tensor dominates a beam step: summed in place, tanh in place where _tanh_ can
         hidden = _tanh_((self.query(query).unsqueeze(1) + keys).add_(location))
         energy = self.score(hidden).squeeze(2)
         energy = energy.masked_fill(~mask, float("-inf"))
