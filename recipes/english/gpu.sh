@@ -6,6 +6,9 @@
 # the synthetic hours (every pass over them is perturbed differently). MINUTES bounds the whole
 # script; training gets what featurizing leaves, and its learning rate anneals within it.
 # Writes OUT/run/{best,last}.pt, their fp16 copies OUT/run-{best,last}-fp16.pt and OUT/train.log.
+# Defaults are for fine-tuning a trained model: no augmentation, a modest peak learning rate (a first
+# H100 run with SpecAugment, --perturb and a 2.5e-3 peak came out worse than its starting point).
+# Override with AUGMENT="--spec-augment --perturb", LR, DROPOUT, BATCH_FRAMES.
 set -euo pipefail
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # the repo itself, installed or not
 out=$1 minutes=$2 init=$3 dev=$4
@@ -37,13 +40,15 @@ train_minutes() {  # what is left of the budget, less 75 s for validation, savin
 train() {  # precision, minutes, run directory, starting checkpoint
     python3 -m speechcli train --data "$out/cache/train" --dev "$out/cache/dev" --out "$3" \
         --init-from "$4" --device "${DEVICE:-cuda}" --precision "$1" --max-minutes "$2" --epochs 1000 \
-        --batch-frames "${BATCH_FRAMES:-80000}" --lr "${LR:-2.5e-3}" --warmup-steps 50 --checkpoint-minutes 1 \
-        --ctc-weight 0.5 --dropout "${DROPOUT:-0.15}" --spec-augment --perturb --resume 2>&1 | tr '\r' '\n' >> "$log"
+        --batch-frames "${BATCH_FRAMES:-200000}" --lr "${LR:-1e-3}" --warmup-steps 50 --checkpoint-minutes 1 \
+        --ctc-weight 0.5 --dropout "${DROPOUT:-0.1}" ${AUGMENT:---no-spec-augment} --resume 2>&1 | tr '\r' '\n' >> "$log"
 }
-# bf16 autocast first; if that fails (an unsupported kernel, say), the rest of the time in fp32,
+# bf16 autocast first; if that fails (an unsupported kernel or too big a batch, say), the rest of the
+# time in fp32 with half the batch,
 # from the failed run's last checkpoint when it left one
 if ! train auto "$(train_minutes)" "$out/run" "$init"; then
-    echo "bf16 run failed; continuing in fp32" | tee -a "$log"
+    echo "bf16 run failed; continuing in fp32 with half the batch" | tee -a "$log"
+    BATCH_FRAMES=$(( ${BATCH_FRAMES:-200000} / 2 ))
     again="$init"; [ -f "$out/run/last.pt" ] && again="$out/run/last.pt"
     train fp32 "$(train_minutes)" "$out/run2" "$again" || echo "fp32 run failed too" | tee -a "$log"
 fi
