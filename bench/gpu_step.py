@@ -11,16 +11,9 @@ import argparse
 import time
 
 import torch
-from torch import nn
 
 from speechcli.checkpoint import load_model
 from speechcli.model import Encoder
-
-
-def packed_lstm(self: Encoder, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-    states, _ = self.lstm(packed)
-    return nn.utils.rnn.pad_packed_sequence(states, batch_first=True, total_length=x.shape[1])[0]
 
 
 def timed(fn, repeats: int) -> float:
@@ -50,7 +43,7 @@ def main() -> None:
     unpacked = Encoder._bidirectional_lstm
     seconds = args.utterances * args.frames / 100
     print(f"{args.utterances} utterances x {args.frames} frames ({seconds:.0f} s of audio), {args.chars} chars")
-    for name, lstm in (("unpacked", unpacked), ("packed", packed_lstm)):
+    for name, lstm in (("unpacked", unpacked), ("packed", Encoder._packed_lstm)):
         Encoder._bidirectional_lstm = lstm
         with torch.no_grad():
             reference = model.encoder(features, lengths)[0]

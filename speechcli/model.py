@@ -86,10 +86,8 @@ class Encoder(nn.Module):
         x = self.dropout(x)
         if type(self.lstm) is nn.LSTM:
             states = self._bidirectional_lstm(x, out_lengths)
-        else:  # e.g. int8 dynamically quantised: its own module, run on a packed sequence
-            packed = nn.utils.rnn.pack_padded_sequence(x, out_lengths.cpu(), batch_first=True, enforce_sorted=False)
-            states, _ = self.lstm(packed)
-            states, _ = nn.utils.rnn.pad_packed_sequence(states, batch_first=True, total_length=frames)
+        else:  # e.g. int8 dynamically quantised: its own module
+            states = self._packed_lstm(x, out_lengths)
         valid = torch.arange(frames, device=x.device)[None, :, None] < out_lengths[:, None, None]
         return self.dropout(states * valid), out_lengths
 
@@ -108,6 +106,12 @@ class Encoder(nn.Module):
             backward = reverse_within(self._one_direction(reverse_within(x, lengths), layer, "_reverse"), lengths)
             x = torch.cat([forward, backward], dim=2)
         return x
+
+    def _packed_lstm(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """``self.lstm`` in one call on a packed sequence, padded back to ``x``'s length."""
+        packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        states, _ = self.lstm(packed)
+        return nn.utils.rnn.pad_packed_sequence(states, batch_first=True, total_length=x.shape[1])[0]
 
     def _one_direction(self, x: torch.Tensor, layer: int, suffix: str) -> torch.Tensor:
         lstm = self.lstm
