@@ -3,7 +3,7 @@
 # as Opus by recipes/english/pack.py (each part: list.tsv + audio/).
 #   recipes/english/gpu.sh OUT MINUTES INIT_CHECKPOINT DEV_PART TRAIN_PART...
 # Parts whose name starts with "real" are listed twice, so that the real voices are not drowned by
-# the synthetic hours (every pass over them is perturbed differently). MINUTES bounds the whole
+# the synthetic hours. MINUTES bounds the whole
 # script; training gets what featurizing leaves, and its learning rate anneals within it.
 # Writes OUT/run/{best,last}.pt, their fp16 copies OUT/run-{best,last}-fp16.pt and OUT/train.log.
 # Defaults are for fine-tuning a trained model: no augmentation, a modest peak learning rate (a first
@@ -12,6 +12,7 @@
 set -euo pipefail
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # the repo itself, installed or not
 out=$1 minutes=$2 init=$3 dev=$4
+batch_frames=${BATCH_FRAMES:-200000}
 shift 4
 started=$(date +%s)
 mkdir -p "$out"
@@ -40,7 +41,7 @@ train_minutes() {  # what is left of the budget, less 75 s for validation, savin
 train() {  # precision, minutes, run directory, starting checkpoint
     python3 -m speechcli train --data "$out/cache/train" --dev "$out/cache/dev" --out "$3" \
         --init-from "$4" --device "${DEVICE:-cuda}" --precision "$1" --max-minutes "$2" --epochs 1000 \
-        --batch-frames "${BATCH_FRAMES:-200000}" --lr "${LR:-1e-3}" --warmup-steps 50 --checkpoint-minutes 1 \
+        --batch-frames "$batch_frames" --lr "${LR:-1e-3}" --warmup-steps 50 --checkpoint-minutes 1 \
         --ctc-weight 0.5 --dropout "${DROPOUT:-0.1}" ${AUGMENT:---no-spec-augment} --resume 2>&1 | tr '\r' '\n' >> "$log"
 }
 # bf16 autocast first; if that fails (an unsupported kernel or too big a batch, say), the rest of the
@@ -48,7 +49,7 @@ train() {  # precision, minutes, run directory, starting checkpoint
 # from the failed run's last checkpoint when it left one
 if ! train auto "$(train_minutes)" "$out/run" "$init"; then
     echo "bf16 run failed; continuing in fp32 with half the batch" | tee -a "$log"
-    BATCH_FRAMES=$(( ${BATCH_FRAMES:-200000} / 2 ))
+    batch_frames=$(( batch_frames / 2 ))
     again="$init"; [ -f "$out/run/last.pt" ] && again="$out/run/last.pt"
     train fp32 "$(train_minutes)" "$out/run2" "$again" || echo "fp32 run failed too" | tee -a "$log"
 fi
