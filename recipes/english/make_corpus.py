@@ -28,12 +28,17 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from speechcli.text import normalize_text
+
 LOG = logging.getLogger("make_corpus")
 
 SAMPLE_RATE = 16000
 DEV_BOOKS = ("pg11", "pg844")  # Alice, Earnest: text held out of training
 DEV_SYNTH_SENTENCES = 300
 MIN_SECONDS, MAX_SECONDS = 0.5, 20.0  # synthetic clips outside this are dropped from manifests
+MIN_NUMBER_SECONDS = 0.3  # a fast "six" is shorter than any sentence
+NUMBER_KINDS = {"digit": 0.45, "digit_string": 0.30, "cardinal": 0.25}  # shares of the spoken-number clips
+NUMBER_AUGMENT_FRACTION = 0.7
 WORDS_PER_SECOND = 3.1  # planning estimate (fits the trial: ~3.6 s per sentence); stats.json has measured hours
 ENGINE_SHARE = {"espeak": 0.55, "flite": 0.30, "festival": 0.15}  # by hours
 AUGMENT_FRACTION = 0.5
@@ -75,6 +80,10 @@ class SynthItem:
     def relpath(self) -> str:
         book = self.key.split("_")[0]
         return f"synth/{self.split}/{book}/{self.key}.wav"
+
+    @property
+    def source(self) -> str:
+        return "synth_numbers" if self.key.startswith("numbers_") else f"synth_{self.engine}"
 
 
 # ---------------------------------------------------------------- planning
@@ -131,6 +140,28 @@ def plan_dev_synth(sentences, rng: random.Random) -> list[SynthItem]:
     chosen = rng.sample(sentences, min(DEV_SYNTH_SENTENCES, len(sentences)))
     engines, shares = zip(*ENGINE_SHARE.items())
     return [make_item(s, "dev_synth", rng.choices(engines, shares)[0], False, rng) for s in chosen]
+
+
+def number_words(rng: random.Random) -> str:
+    """One spoken-number text: a digit, a string of digits read one by one, or a cardinal."""
+    kind = rng.choices(list(NUMBER_KINDS), list(NUMBER_KINDS.values()))[0]
+    if kind == "digit":
+        return normalize_text(str(rng.randrange(10)))
+    if kind == "digit_string":
+        return " ".join(normalize_text(str(rng.randrange(10))) for _ in range(rng.randint(2, 7)))
+    return normalize_text(str(rng.choice([rng.randrange(10, 100), rng.randrange(100, 10000)])))
+
+
+def plan_numbers(count: int, rng: random.Random) -> list[SynthItem]:
+    """Spoken numbers (the books hardly have isolated digits), in every engine's voices."""
+    engines, shares = zip(*ENGINE_SHARE.items())
+    items = []
+    for index in range(count):
+        words = number_words(rng)
+        sentence = (f"numbers_{index:05d}", words.capitalize() + ".", words)
+        engine = rng.choices(engines, shares)[0]
+        items.append(make_item(sentence, "train", engine, rng.random() < NUMBER_AUGMENT_FRACTION, rng))
+    return items
 
 
 def make_chunks(items: list[SynthItem], rng: random.Random) -> list[list[SynthItem]]:
@@ -426,7 +457,7 @@ def with_perturbed_copies(rows):
 
 
 def synth_rows(items: list[SynthItem]):
-    return [(item.relpath, item.transcript, f"synth_{item.engine}") for item in items]
+    return [(item.relpath, item.transcript, item.source) for item in items]
 
 
 def write_voice_list(out: Path, items: list[SynthItem]) -> None:
@@ -445,7 +476,9 @@ def duration(out: Path, audio: str) -> float:
 
 
 def keep_row(source: str, seconds: float, is_train: bool) -> bool:
-    """Synthetic clips must be 0.5-20 s; real clips must be readable, and under 20 s in train."""
+    """Synthetic clips must be 0.5-20 s (spoken numbers 0.3-20 s); real clips must be readable, and under 20 s in train."""
+    if source == "synth_numbers":
+        return MIN_NUMBER_SECONDS <= seconds <= MAX_SECONDS
     if source.startswith("synth"):
         return MIN_SECONDS <= seconds <= MAX_SECONDS
     return 0 < seconds and (seconds <= MAX_SECONDS or not is_train)
@@ -483,6 +516,7 @@ def parse_args():
     parser.add_argument("--hours", type=float, default=15.0, help="hours of synthetic training speech")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes")
     parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--number-clips", type=int, default=4000, help="synthetic spoken-number clips (digits, digit strings, cardinals)")
     parser.add_argument("--skip-real", action="store_true", help="synthetic speech only (quick trials)")
     return parser.parse_args()
 
@@ -493,6 +527,7 @@ def build_synthetic(args) -> tuple[list[SynthItem], list[SynthItem], dict]:
     rng = random.Random(args.seed)
     train = plan_train(load_sentences(text_dir, [b for b in books if b not in DEV_BOOKS]), args.hours, rng)
     dev = plan_dev_synth(load_sentences(text_dir, list(DEV_BOOKS)), random.Random(args.seed + 2))
+    train += plan_numbers(args.number_clips, random.Random(args.seed + 3))  # own stream: the plan above stays put
     LOG.info("planned %d training and %d dev_synth sentences", len(train), len(dev))
     chunks = make_chunks(train + dev, rng)
     timing = run_pool(synthesize_chunk, [(c, args.out) for c in chunks], args.jobs, "synthesis")
@@ -519,7 +554,7 @@ def main() -> None:
     train, dev_synth, synth_timing = build_synthetic(args)
     real_train, real_devs, real_timing = ([], {}, {}) if args.skip_real else build_real(args)
     stats = {"synthesis_this_run": synth_timing, "speed_perturbation_this_run": real_timing,
-             "args": {"hours": args.hours, "jobs": args.jobs, "seed": args.seed}, "manifests": {}}
+             "args": {"hours": args.hours, "number_clips": args.number_clips, "jobs": args.jobs, "seed": args.seed}, "manifests": {}}
     write_voice_list(args.out, train + dev_synth)
     manifests = {"train": synth_rows(train) + real_train, "dev_synth": synth_rows(dev_synth), **real_devs}
     for name, rows in manifests.items():
