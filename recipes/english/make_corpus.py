@@ -153,7 +153,7 @@ def number_words(rng: random.Random) -> str:
 
 
 def plan_numbers(count: int, rng: random.Random) -> list[SynthItem]:
-    """Spoken numbers (the books hardly have isolated digits), in every engine's voices."""
+    """Spoken numbers (the books hardly hold an isolated digit), in every engine's voices."""
     engines, shares = zip(*ENGINE_SHARE.items())
     items = []
     for index in range(count):
@@ -476,7 +476,8 @@ def duration(out: Path, audio: str) -> float:
 
 
 def keep_row(source: str, seconds: float, is_train: bool) -> bool:
-    """Synthetic clips must be 0.5-20 s (spoken numbers 0.3-20 s); real clips must be readable, and under 20 s in train."""
+    """Synthetic clips must be 0.5-20 s (spoken numbers 0.3-20 s); real clips must be readable, and under
+    20 s in train."""
     if source == "synth_numbers":
         return MIN_NUMBER_SECONDS <= seconds <= MAX_SECONDS
     if source.startswith("synth"):
@@ -516,7 +517,8 @@ def parse_args():
     parser.add_argument("--hours", type=float, default=15.0, help="hours of synthetic training speech")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes")
     parser.add_argument("--seed", type=int, default=1234)
-    parser.add_argument("--number-clips", type=int, default=4000, help="synthetic spoken-number clips (digits, digit strings, cardinals)")
+    parser.add_argument("--number-clips", type=int, default=4000,
+                        help="synthetic spoken-number clips (digits, digit strings, cardinals)")
     parser.add_argument("--skip-real", action="store_true", help="synthetic speech only (quick trials)")
     return parser.parse_args()
 
@@ -554,7 +556,9 @@ def main() -> None:
     train, dev_synth, synth_timing = build_synthetic(args)
     real_train, real_devs, real_timing = ([], {}, {}) if args.skip_real else build_real(args)
     stats = {"synthesis_this_run": synth_timing, "speed_perturbation_this_run": real_timing,
-             "args": {"hours": args.hours, "number_clips": args.number_clips, "jobs": args.jobs, "seed": args.seed}, "manifests": {}}
+             "args": {"hours": args.hours, "number_clips": args.number_clips, "jobs": args.jobs,
+                      "seed": args.seed},
+             "manifests": {}}
     write_voice_list(args.out, train + dev_synth)
     manifests = {"train": synth_rows(train) + real_train, "dev_synth": synth_rows(dev_synth), **real_devs}
     for name, rows in manifests.items():
