@@ -106,6 +106,11 @@ def estimated_seconds(text: str) -> float:
     return len(text.split()) / WORDS_PER_SECOND + 0.5
 
 
+def weighted_choice(shares: dict, rng: random.Random):
+    """A key of ``shares`` drawn with its value as weight."""
+    return rng.choices(list(shares), list(shares.values()))[0]
+
+
 def choose_voice(engine: str, rng: random.Random) -> tuple[str, float, int]:
     """(voice, rate, pitch) drawn at random for one clip."""
     if engine == "espeak":
@@ -130,7 +135,7 @@ def plan_train(sentences, hours: float, rng: random.Random) -> list[SynthItem]:
         open_engines = [e for e, left in budget.items() if left > 0]
         if not open_engines:
             break
-        engine = rng.choices(open_engines, [ENGINE_SHARE[e] for e in open_engines])[0]
+        engine = weighted_choice({e: ENGINE_SHARE[e] for e in open_engines}, rng)
         budget[engine] -= estimated_seconds(sentence[2])
         items.append(make_item(sentence, "train", engine, rng.random() < AUGMENT_FRACTION, rng))
     return items
@@ -138,13 +143,12 @@ def plan_train(sentences, hours: float, rng: random.Random) -> list[SynthItem]:
 
 def plan_dev_synth(sentences, rng: random.Random) -> list[SynthItem]:
     chosen = rng.sample(sentences, min(DEV_SYNTH_SENTENCES, len(sentences)))
-    engines, shares = zip(*ENGINE_SHARE.items())
-    return [make_item(s, "dev_synth", rng.choices(engines, shares)[0], False, rng) for s in chosen]
+    return [make_item(s, "dev_synth", weighted_choice(ENGINE_SHARE, rng), False, rng) for s in chosen]
 
 
 def number_words(rng: random.Random) -> str:
     """One spoken-number text: a digit, a string of digits read one by one, or a cardinal."""
-    kind = rng.choices(list(NUMBER_KINDS), list(NUMBER_KINDS.values()))[0]
+    kind = weighted_choice(NUMBER_KINDS, rng)
     if kind == "digit":
         return normalize_text(str(rng.randrange(10)))
     if kind == "digit_string":
@@ -154,12 +158,11 @@ def number_words(rng: random.Random) -> str:
 
 def plan_numbers(count: int, rng: random.Random) -> list[SynthItem]:
     """Spoken numbers (the books hardly hold an isolated digit), in every engine's voices."""
-    engines, shares = zip(*ENGINE_SHARE.items())
     items = []
     for index in range(count):
         words = number_words(rng)
         sentence = (f"numbers_{index:05d}", words.capitalize() + ".", words)
-        engine = rng.choices(engines, shares)[0]
+        engine = weighted_choice(ENGINE_SHARE, rng)
         items.append(make_item(sentence, "train", engine, rng.random() < NUMBER_AUGMENT_FRACTION, rng))
     return items
 
