@@ -25,22 +25,21 @@ def main() -> None:
     add_common_args(parser, threads=2)
     parser.add_argument("--sets", default=",".join(DEV_SETS), help=f"comma-separated dev sets or manifest paths "
                                                                    f"(default {','.join(DEV_SETS)})")
-    parser.add_argument("--beam", type=int, default=4, help="speechcli beam size (default 4, as the CLI)")
+    parser.add_argument("--beam", type=int, help="speechcli beam size (default: the model's own, as the CLI)")
     parser.add_argument("--no-pocketsphinx", action="store_true", help="score speechcli only")
     parser.add_argument("--show", type=int, default=0, help="print the first N hypotheses of each set to stderr")
     parser.add_argument("--int8", action="store_true", help="speechcli with int8 dynamic quantisation (speechcli.quantize)")
     args = parser.parse_args()
     setup_threads(args.threads)
 
-    from speechcli.decoding import DecodingOptions
     from speechcli.metrics import ErrorRate
     from speechcli.text import normalize_text
     from speechcli.transcription import transcribe_many
 
     model = load_speechcli(args.model, int8=args.int8)
     decoder = None if args.no_pocketsphinx else pocketsphinx_decoder()
-    options = DecodingOptions(beam_size=args.beam)
-    ours = f"speechcli{' int8' if args.int8 else ''} (beam {args.beam})"
+    options = model.decoding_options(args.beam)  # the model's own CTC and LM weights, as the CLI
+    ours = f"speechcli{' int8' if args.int8 else ''} (beam {options.beam_size})"
     rows = []
     for name in args.sets.split(","):
         clips = load_set(name, args.dev_dir, args.limit)

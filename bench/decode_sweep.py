@@ -3,7 +3,8 @@
     python bench/decode_sweep.py runs/english/last.pt --caches work/english/cache/dev_cv,work/english/cache/dev_kathleen
 
 Features come from the caches (normalised with the model's own statistics), so each setting
-costs decoding only: greedy, then every --beams × --ctc-weights × --lm-weights × --candidates.
+costs decoding only: greedy, then every --beams × --ctc-weights × --lm-weights × --length-bonuses
+× --candidates.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ def main() -> None:
     parser.add_argument("--beams", default="4", help="comma-separated beam sizes (greedy is always included)")
     parser.add_argument("--ctc-weights", default="0.3,0.5")
     parser.add_argument("--lm-weights", default="0,0.3,0.5")
+    parser.add_argument("--length-bonuses", default="0", help="comma-separated bonuses per output character")
     parser.add_argument("--candidates", default="6", help="comma-separated characters per hypothesis that the beam scores")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
@@ -36,10 +38,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     loaded = load_model(args.model)
     settings = [("greedy", DecodingOptions(beam_size=1))] + [
-        (f"beam {b}, ctc {c:g}, lm {lm:g}" + (f", cand {k}" if k != DecodingOptions.candidates_per_beam else ""),
-         DecodingOptions(beam_size=b, ctc_weight=c, lm_weight=lm, candidates_per_beam=k))
-        for b in map(int, args.beams.split(",")) for c in map(float, args.ctc_weights.split(",")) for lm in map(float, args.lm_weights.split(","))
-        for k in map(int, args.candidates.split(","))]
+        (f"beam {b}, ctc {c:g}, lm {lm:g}" + (f", bonus {bonus:g}" if bonus else "")
+         + (f", cand {k}" if k != DecodingOptions.candidates_per_beam else ""),
+         DecodingOptions(beam_size=b, ctc_weight=c, lm_weight=lm, length_bonus=bonus, candidates_per_beam=k))
+        for b in _numbers(args.beams, int) for c in _numbers(args.ctc_weights) for lm in _numbers(args.lm_weights)
+        for bonus in _numbers(args.length_bonuses) for k in _numbers(args.candidates, int)]
     print(f"model {args.model}, {args.threads} thread(s), {args.clips} random clips per cache")
     print(f"{'cache':24s} {'decoding':32s} {'WER %':>7s} {'CER %':>7s} {'s':>5s}  (s: wall, decoding only)")
     for path in args.caches.split(","):
@@ -51,6 +54,10 @@ def main() -> None:
                                   batch_frames=8000, stats=(loaded.mean, loaded.std), lm=loaded.lm)
             print(f"{Path(path).name:24s} {label:32s} {100 * errors.wer:7.1f} {100 * errors.cer:7.1f} "
                   f"{time.perf_counter() - started:5.0f}", flush=True)
+
+
+def _numbers(text: str, kind=float) -> list:
+    return [kind(part) for part in text.split(",")]
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(parser, threads=2, limit=100)
     parser.add_argument("--set", default="synth", help="dev set name or manifest path (default synth)")
-    parser.add_argument("--beams", default="1,4", help="comma-separated beam sizes to time (default 1,4)")
+    parser.add_argument("--beams", help="comma-separated beam sizes to time (default: 1 and the model's own)")
     parser.add_argument("--no-pocketsphinx", action="store_true", help="skip the pocketsphinx row")
     parser.add_argument("--no-single", action="store_true", help="skip speechcli one-at-a-time rows")
     parser.add_argument("--int8", action="store_true", help="speechcli with int8 dynamic quantisation (speechcli.quantize)")
@@ -52,8 +52,9 @@ def main() -> None:
         results.append((system, wall, cpu))
 
     name = "speechcli int8" if args.int8 else "speechcli"
-    for beam in [int(b) for b in args.beams.split(",")]:
-        options = DecodingOptions(beam_size=beam)
+    beams = [int(b) for b in args.beams.split(",")] if args.beams else [1, model.decoding_options().beam_size]
+    for beam in beams:
+        options = model.decoding_options(beam)  # with the model's own CTC and LM weights, as the CLI
         add(f"{name} batched, beam {beam}", *timed(lambda: list(transcribe_many(model, sources, options))))
         if not args.no_single:
             add(f"{name} one at a time, beam {beam}", *timed(lambda: [transcribe(model, s, options) for s in sources]))

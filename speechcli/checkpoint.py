@@ -37,9 +37,11 @@ class LoadedModel:
     info: dict  # training details recorded in the checkpoint (steps, dev scores, ...)
     lm: "CharNgramLM | None" = None  # optional character language model for shallow fusion
 
-    def decoding_options(self, beam_size: int = 4, lm_weight: float | None = None) -> DecodingOptions:
-        """Decoding settings for this model: unless given, the LM and CTC weights chosen when it was exported."""
+    def decoding_options(self, beam_size: int | None = None, lm_weight: float | None = None) -> DecodingOptions:
+        """Decoding settings for this model: unless given, the beam width, LM and CTC weights chosen when it was exported."""
         recorded = self.info.get("decoding", {})
+        if beam_size is None:
+            beam_size = int(recorded.get("beam_size", DecodingOptions.beam_size))
         if lm_weight is None:
             lm_weight = float(recorded.get("lm_weight", 0.0))
         ctc_weight = float(recorded.get("ctc_weight", DecodingOptions.ctc_weight))

@@ -133,3 +133,15 @@ def test_decoding_options_use_the_weights_recorded_at_export(tmp_path):
     options = load_model(tuned).decoding_options(beam_size=3)
     assert (options.beam_size, options.ctc_weight) == (3, 0.6)
     assert options.lm_weight == 0.0  # no LM in this checkpoint, so the recorded LM weight is unused
+
+
+def test_decoding_options_use_the_beam_width_recorded_at_export_unless_given(tmp_path):
+    model, vocab = build_tiny_model(seed=3)
+    config = FeatureConfig()
+    stats = np.zeros(config.n_mels, dtype=np.float32), np.ones(config.n_mels, dtype=np.float32)
+    plain, tuned = tmp_path / "plain.pt", tmp_path / "tuned.pt"
+    save_checkpoint(plain, model, vocab, config, *stats)
+    save_checkpoint(tuned, model, vocab, config, *stats, info={"decoding": {"beam_size": 7}})
+    assert load_model(plain).decoding_options().beam_size == 4  # DecodingOptions' default
+    assert load_model(tuned).decoding_options().beam_size == 7
+    assert load_model(tuned).decoding_options(beam_size=1).beam_size == 1

@@ -62,6 +62,7 @@ def main() -> None:
     parser.add_argument("--no-lm", action="store_true")
     parser.add_argument("--lm-weight", type=float, default=0.3, help="default LM weight recorded for decoding")
     parser.add_argument("--ctc-weight", type=float, default=0.3, help="default CTC weight of beam search recorded")
+    parser.add_argument("--beam-size", type=int, default=8, help="default beam width recorded")
     parser.add_argument("--average", type=Path, nargs="+", default=[],
                         help="more checkpoints of the same run: export the mean of their weights and CHECKPOINT's")
     args = parser.parse_args()
@@ -72,7 +73,7 @@ def main() -> None:
         bundle["state_dict"] = averaged_weights([bundle] + [read_bundle(path) for path in args.average])
         bundle["info"]["averaged"] = [str(path) for path in [args.checkpoint, *args.average]]
     bundle["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in bundle["state_dict"].items()}
-    bundle["info"]["decoding"] = {"ctc_weight": args.ctc_weight}
+    bundle["info"]["decoding"] = {"ctc_weight": args.ctc_weight, "beam_size": args.beam_size}
     if not args.no_lm:
         sentences = book_sentences(args.text)
         lm = CharNgramLM.train(sentences, order=args.lm_order, min_count=args.lm_min_count)
