@@ -16,3 +16,10 @@ def test_default_model_transcribes_the_quick_start_sample():
     assert result.returncode == 0, result.stderr
     assert result.stdout == "seven\n"
     assert (ROOT / "samples" / "seven.txt").read_text().strip() == "seven"
+
+
+def test_shipped_model_records_its_decoding_settings():
+    from speechcli.checkpoint import load_model
+
+    options = load_model(ROOT / "models" / "base.pt").decoding_options()
+    assert (options.beam_size, options.ctc_weight, options.lm_weight) == (8, 0.2, 0.2)

@@ -32,7 +32,7 @@ train)
 export)
     # last.pt, the end of an annealed schedule: best.pt is picked by greedy CER on 300 clips, which is noisy,
     # and at step 10,800 last.pt beat it with the beam and the LM on all three 80-clip samples (models/README.md)
-    python recipes/english/export.py "${2:-runs/english/last.pt}" models/base.pt --ctc-weight 0.3 --lm-weight 0.3 ;;
+    python recipes/english/export.py "${2:-runs/english/last.pt}" models/base.pt --ctc-weight 0.2 --lm-weight 0.2 --beam-size 8 ;;
 evaluate)
     for set in $dev_sets; do
         echo "== $set"
