@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, setup_threads  # noqa: E402
+from common import machine, number_list, setup_threads  # noqa: E402
 from long_audio import RATE, SENTENCES  # noqa: E402
 
 
@@ -69,7 +69,7 @@ def main() -> None:
     print(f"machine: {machine()}; threads {args.threads}; model {args.model}")
     print(f"{len(clips)} clips, {audio_s:.0f} s of audio (mean {audio_s / len(clips):.1f} s)")
     list(transcribe_many(loaded, clips[:4], DecodingOptions(beam_size=1)))  # warm-up
-    for beam in (int(b) for b in args.beam_sizes.split(",")):
+    for beam in number_list(args.beam_sizes, int):
         files = clips if beam == 1 else clips[: args.beam_files]
         options = DecodingOptions(beam_size=beam)
         started = time.perf_counter()

@@ -109,6 +109,11 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, torch {torch.__version__}"
 
 
+def number_list(text: str, kind=float) -> list:
+    """The numbers of a comma-separated option value, such as ``--beams 1,8``."""
+    return [kind(part) for part in text.split(",")]
+
+
 def median(values) -> float:
     return statistics.median(values)
 

@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import argparse
 import random
+import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import number_list  # noqa: E402
 
 
 def main() -> None:
@@ -41,8 +45,9 @@ def main() -> None:
         (f"beam {b}, ctc {c:g}, lm {lm:g}" + (f", bonus {bonus:g}" if bonus else "")
          + (f", cand {k}" if k != DecodingOptions.candidates_per_beam else ""),
          DecodingOptions(beam_size=b, ctc_weight=c, lm_weight=lm, length_bonus=bonus, candidates_per_beam=k))
-        for b in _numbers(args.beams, int) for c in _numbers(args.ctc_weights) for lm in _numbers(args.lm_weights)
-        for bonus in _numbers(args.length_bonuses) for k in _numbers(args.candidates, int)]
+        for b in number_list(args.beams, int) for c in number_list(args.ctc_weights)
+        for lm in number_list(args.lm_weights) for bonus in number_list(args.length_bonuses)
+        for k in number_list(args.candidates, int)]
     print(f"model {args.model}, {args.threads} thread(s), {args.clips} random clips per cache")
     print(f"{'cache':24s} {'decoding':32s} {'WER %':>7s} {'CER %':>7s} {'s':>5s}  (s: wall, decoding only)")
     for path in args.caches.split(","):
@@ -54,10 +59,6 @@ def main() -> None:
                                   batch_frames=8000, stats=(loaded.mean, loaded.std), lm=loaded.lm)
             print(f"{Path(path).name:24s} {label:32s} {100 * errors.wer:7.1f} {100 * errors.cer:7.1f} "
                   f"{time.perf_counter() - started:5.0f}", flush=True)
-
-
-def _numbers(text: str, kind=float) -> list:
-    return [kind(part) for part in text.split(",")]
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (add_common_args, load_set, load_speechcli, machine, pocketsphinx_decoder,  # noqa: E402
+from common import (add_common_args, load_set, load_speechcli, machine, number_list, pocketsphinx_decoder,  # noqa: E402
                     pocketsphinx_transcribe, print_table, setup_threads)
 
 
@@ -52,7 +52,7 @@ def main() -> None:
         results.append((system, wall, cpu))
 
     name = "speechcli int8" if args.int8 else "speechcli"
-    beams = [int(b) for b in args.beams.split(",")] if args.beams else [1, model.decoding_options().beam_size]
+    beams = number_list(args.beams, int) if args.beams else [1, model.decoding_options().beam_size]
     for beam in beams:
         options = model.decoding_options(beam)  # with the model's own CTC and LM weights, as the CLI
         add(f"{name} batched, beam {beam}", *timed(lambda: list(transcribe_many(model, sources, options))))
