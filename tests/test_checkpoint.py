@@ -122,13 +122,19 @@ def test_checkpoint_errors_are_speechcli_errors():
     assert issubclass(CheckpointError, SpeechCLIError)
 
 
-def test_decoding_options_use_the_weights_recorded_at_export(tmp_path):
+def _plain_and_tuned(tmp_path, decoding: dict):
+    """Paths of one tiny model saved twice: with no decoding settings, and with ``decoding`` recorded."""
     model, vocab = build_tiny_model(seed=3)
     config = FeatureConfig()
     stats = np.zeros(config.n_mels, dtype=np.float32), np.ones(config.n_mels, dtype=np.float32)
     plain, tuned = tmp_path / "plain.pt", tmp_path / "tuned.pt"
     save_checkpoint(plain, model, vocab, config, *stats)
-    save_checkpoint(tuned, model, vocab, config, *stats, info={"decoding": {"ctc_weight": 0.6, "lm_weight": 0.4}})
+    save_checkpoint(tuned, model, vocab, config, *stats, info={"decoding": decoding})
+    return plain, tuned
+
+
+def test_decoding_options_use_the_weights_recorded_at_export(tmp_path):
+    plain, tuned = _plain_and_tuned(tmp_path, {"ctc_weight": 0.6, "lm_weight": 0.4})
     assert load_model(plain).decoding_options(beam_size=3).ctc_weight == 0.3  # DecodingOptions' default
     options = load_model(tuned).decoding_options(beam_size=3)
     assert (options.beam_size, options.ctc_weight) == (3, 0.6)
@@ -136,12 +142,7 @@ def test_decoding_options_use_the_weights_recorded_at_export(tmp_path):
 
 
 def test_decoding_options_use_the_beam_width_recorded_at_export_unless_given(tmp_path):
-    model, vocab = build_tiny_model(seed=3)
-    config = FeatureConfig()
-    stats = np.zeros(config.n_mels, dtype=np.float32), np.ones(config.n_mels, dtype=np.float32)
-    plain, tuned = tmp_path / "plain.pt", tmp_path / "tuned.pt"
-    save_checkpoint(plain, model, vocab, config, *stats)
-    save_checkpoint(tuned, model, vocab, config, *stats, info={"decoding": {"beam_size": 7}})
+    plain, tuned = _plain_and_tuned(tmp_path, {"beam_size": 7})
     assert load_model(plain).decoding_options().beam_size == 4  # DecodingOptions' default
     assert load_model(tuned).decoding_options().beam_size == 7
     assert load_model(tuned).decoding_options(beam_size=1).beam_size == 1
