@@ -52,6 +52,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="auto", help="auto, fp32 or bf16 (auto: bf16 on CUDA and on CPUs with native bf16)")
+    parser.add_argument("--encoder-hidden", type=int, default=TrainConfig.encoder_hidden, help="encoder BiLSTM width per direction")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as temp:
@@ -72,6 +73,7 @@ def main() -> None:
         train_module.make_batches = lambda entries, frames, seed, epoch, sorted_order=False: make_batches(entries, frames, seed, epoch)
         config = TrainConfig(out_dir=Path(temp) / "run", max_steps=args.steps + 1, batch_frames=args.batch_frames,
                              grad_accum=args.grad_accum, threads=args.threads, device=args.device, precision=args.precision, dev_utterances=1,
+                             encoder_hidden=args.encoder_hidden,
                              epochs=1000, checkpoint_minutes=1e9)
         started = time.perf_counter()
         summary = train(config, cache)
@@ -80,7 +82,7 @@ def main() -> None:
         t1, c1, a1 = marks[args.steps * args.grad_accum]
         timed = args.steps - args.warmup
     print(f"cache: {cache_dir} ({len(cache.entries)} utterances)")
-    print(f"model: default size, {summary['parameters'] / 1e6:.2f} M parameters; device {args.device}, "
+    print(f"model: encoder {args.encoder_hidden} per direction, {summary['parameters'] / 1e6:.2f} M parameters; device {args.device}, "
           f"threads {torch.get_num_threads()}, precision {args.precision}"
           f"{' (the CPU has native bf16)' if cpu_has_native_bf16() else ''}, batch {args.batch_frames} frames × {args.grad_accum}")
     print(f"timed steps: {timed} (after {args.warmup} warm-up), {a1 - a0:.0f} audio-s in {t1 - t0:.1f} s")
