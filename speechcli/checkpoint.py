@@ -51,7 +51,7 @@ class LoadedModel:
 def save_checkpoint(path: Path, model: Seq2Seq, vocab: Vocabulary, feature_config: FeatureConfig,
                     mean: np.ndarray, std: np.ndarray, *, info: dict | None = None,
                     training_state: dict | None = None, half: bool = False) -> None:
-    """Write atomically: a temp file in the same directory, then rename."""
+    """Write atomically (see ``write_bundle``)."""
     weights = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().clone()
                for k, v in _unwrap(model).state_dict().items()}
     bundle = {
@@ -66,6 +66,11 @@ def save_checkpoint(path: Path, model: Seq2Seq, vocab: Vocabulary, feature_confi
     }
     if training_state is not None:
         bundle["training_state"] = training_state
+    write_bundle(path, bundle)
+
+
+def write_bundle(path: Path, bundle: dict) -> None:
+    """Save a checkpoint bundle atomically: a temp file in the same directory, then rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

@@ -13,13 +13,12 @@ synthetic dev set stays text-unseen.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 import torch
 
-from speechcli.checkpoint import read_bundle
+from speechcli.checkpoint import read_bundle, write_bundle
 from speechcli.lm import CharNgramLM
 
 HELD_OUT_BOOKS = ("pg11", "pg844")
@@ -81,10 +80,7 @@ def main() -> None:
         bundle["info"]["decoding"]["lm_weight"] = args.lm_weight
         bundle["info"]["lm"] = {"order": args.lm_order, "min_count": args.lm_min_count,
                                 "sentences": len(sentences), "contexts": len(lm.index)}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    temp = args.out.with_name(f".{args.out.name}.tmp")
-    torch.save(bundle, temp)
-    os.replace(temp, args.out)
+    write_bundle(args.out, bundle)
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB)", file=sys.stderr)
 
 

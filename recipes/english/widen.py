@@ -13,13 +13,12 @@ reaches them at once, since the new units' activations are not zero (Net2Net-sty
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 import torch
 
-from speechcli.checkpoint import read_bundle
+from speechcli.checkpoint import read_bundle, write_bundle
 from speechcli.model import ModelConfig, Seq2Seq
 
 
@@ -91,10 +90,7 @@ def main() -> None:
                                                  args.encoder_hidden, args.seed)
     bundle["model_config"] = config.to_dict()
     bundle["info"]["widened_from"] = {"checkpoint": str(args.checkpoint), "encoder_hidden": args.encoder_hidden}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    temp = args.out.with_name(f".{args.out.name}.tmp")
-    torch.save(bundle, temp)
-    os.replace(temp, args.out)
+    write_bundle(args.out, bundle)
     print(f"wrote {args.out}: encoder {config.encoder_hidden} per direction", file=sys.stderr)
 
 
