@@ -25,10 +25,10 @@ from speechcli.model import ModelConfig, Seq2Seq
 def widened_state(state: dict, config: ModelConfig, hidden: int, seed: int = 0) -> tuple[dict, ModelConfig]:
     """The state dict and config of ``config``'s model with ``hidden`` encoder units per direction."""
     if config.frontend != "stack":
-        sys.exit("error: only the 'stack' front end can be widened")
+        raise ValueError("only the 'stack' front end can be widened")
     old = config.encoder_hidden
     if hidden <= old:
-        sys.exit(f"error: --encoder-hidden must be above the checkpoint's {old}")
+        raise ValueError(f"--encoder-hidden must be above the checkpoint's {old}")
     new_config = ModelConfig(**{**config.to_dict(), "encoder_hidden": hidden})
     torch.manual_seed(seed)
     fresh = Seq2Seq(new_config).state_dict()
@@ -86,8 +86,11 @@ def main() -> None:
     bundle.pop("training_state", None)
     bundle.pop("lm", None)
     state = {k: v.float() if v.is_floating_point() else v for k, v in bundle["state_dict"].items()}
-    bundle["state_dict"], config = widened_state(state, ModelConfig.from_dict(bundle["model_config"]),
-                                                 args.encoder_hidden, args.seed)
+    try:
+        bundle["state_dict"], config = widened_state(state, ModelConfig.from_dict(bundle["model_config"]),
+                                                     args.encoder_hidden, args.seed)
+    except ValueError as error:
+        sys.exit(f"error: {error}")
     bundle["model_config"] = config.to_dict()
     bundle["info"]["widened_from"] = {"checkpoint": str(args.checkpoint), "encoder_hidden": args.encoder_hidden}
     write_bundle(args.out, bundle)
