@@ -27,6 +27,7 @@ import speechcli.train as train_module  # noqa: E402
 from speechcli.corpus import read_corpus  # noqa: E402
 from speechcli.data import FeatureCache  # noqa: E402
 from speechcli.featurize import featurize  # noqa: E402
+from speechcli.model import ModelConfig  # noqa: E402
 from speechcli.train import TrainConfig, cpu_has_native_bf16, train  # noqa: E402
 
 
@@ -52,7 +53,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="auto", help="auto, fp32 or bf16 (auto: bf16 on CUDA and on CPUs with native bf16)")
-    parser.add_argument("--encoder-hidden", type=int, default=TrainConfig.encoder_hidden, help="encoder BiLSTM width per direction")
+    parser.add_argument("--encoder-hidden", type=int, default=ModelConfig.encoder_hidden, help="encoder BiLSTM width per direction")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as temp:

@@ -57,6 +57,7 @@ DeviceOption = Annotated[Device, typer.Option(help="Where to run: auto picks CUD
 ThreadsOption = Annotated[Optional[int], typer.Option(min=1, help="CPU threads for PyTorch (default: all cores).")]
 BeamOption = Annotated[Optional[int], typer.Option("--beam-size", "--beam", min=1, help="Beam width (default: the model's own setting, 8 for the shipped model); 1 = greedy (fastest).", show_default=False)]
 LmWeightOption = Annotated[Optional[float], typer.Option(min=0.0, help="Weight of the model's character language model in beam search (default: the model's own setting; 0 = off).")]
+SHAPE_DEFAULT = "Model shape (default: the --init-from or resumed checkpoint's, else"
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or info on stderr; errors only.")]
 Int8Option = Annotated[bool, typer.Option("--int8", help="int8 dynamic quantisation of the LSTMs and large linear layers (CPU only): about 1.2× faster with the shipped model's beam of 8 and 1.7× greedy, with WER within 0.8 points of float on our dev sets.")]
 
@@ -511,19 +512,19 @@ def train(
     grad_accum: Annotated[int, typer.Option(min=1, help="Micro-batches per process per optimizer step (global batch = processes × this × --batch-frames).")] = 1,
     precision: Annotated[str, typer.Option(help="auto (bf16 autocast on CUDA and on CPUs with native bf16, else fp32), fp32, bf16 or fp16 (CUDA only).")] = "auto",
     checkpoint_minutes: Annotated[float, typer.Option(min=0, help="Also save OUT/last.pt this often within an epoch (0: every step).")] = 5.0,
-    encoder_layers: Annotated[int, typer.Option()] = 3,
-    encoder_hidden: Annotated[int, typer.Option()] = 256,
-    decoder_hidden: Annotated[int, typer.Option()] = 320,
-    attention_dim: Annotated[int, typer.Option()] = 256,
-    frontend: Annotated[str, typer.Option(help="Encoder front end: stack (one strided convolution over 4 frames) or conv2d (two ReLU Conv2d layers).")] = "stack",
-    conv_channels: Annotated[int, typer.Option(help="Channels of the conv2d front end.")] = 32,
+    encoder_layers: Annotated[Optional[int], typer.Option(help=f"{SHAPE_DEFAULT} 3).")] = None,
+    encoder_hidden: Annotated[Optional[int], typer.Option(help=f"Encoder BiLSTM units per direction. {SHAPE_DEFAULT} 256).")] = None,
+    decoder_hidden: Annotated[Optional[int], typer.Option(help=f"{SHAPE_DEFAULT} 320).")] = None,
+    attention_dim: Annotated[Optional[int], typer.Option(help=f"{SHAPE_DEFAULT} 256).")] = None,
+    frontend: Annotated[Optional[str], typer.Option(help=f"Encoder front end: stack (one strided convolution over 4 frames) or conv2d (two ReLU Conv2d layers). {SHAPE_DEFAULT} stack).")] = None,
+    conv_channels: Annotated[Optional[int], typer.Option(help=f"Channels of the conv2d front end. {SHAPE_DEFAULT} 32).")] = None,
     dropout: Annotated[float, typer.Option()] = 0.15,
     ctc_weight: Annotated[float, typer.Option()] = 0.3,
     spec_augment: Annotated[bool, typer.Option(help="SpecAugment time and frequency masks.")] = True,
     perturb: Annotated[bool, typer.Option(help="Random tempo and vocal-tract (mel-axis) warping, ±10 % per utterance (off: no gain on FSDD).")] = False,
     seed: Annotated[int, typer.Option()] = 0,
     resume: Annotated[bool, typer.Option(help="Continue from OUT/last.pt when it exists (else start afresh), with any number of processes.")] = False,
-    init_from: Annotated[Optional[Path], typer.Option(help="Start from this checkpoint's weights (fine-tuning: fresh optimizer and schedule; same model shape).", exists=True, dir_okay=False)] = None,
+    init_from: Annotated[Optional[Path], typer.Option(help="Start from this checkpoint's weights and model shape (fine-tuning: fresh optimizer and schedule).", exists=True, dir_okay=False)] = None,
     cache: Annotated[Optional[Path], typer.Option(help="Where to featurize --data when it is a corpus.", file_okay=False)] = None,
     kind: Annotated[CorpusKind, typer.Option("--format", help="Corpus layout (default: detect).")] = CorpusKind.auto,
     jobs: Annotated[int, typer.Option(min=1, help="Featurize worker processes.")] = 1,
@@ -541,7 +542,7 @@ def train(
     from .train import TrainConfig
     from .train import train as run_training
 
-    if frontend not in ("stack", "conv2d"):
+    if frontend not in (None, "stack", "conv2d"):
         raise typer.BadParameter("expected stack or conv2d", param_hint="--frontend")
     if precision not in ("auto", "fp32", "bf16", "fp16"):
         raise typer.BadParameter("expected auto, fp32, bf16 or fp16", param_hint="--precision")

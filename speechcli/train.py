@@ -17,7 +17,7 @@ import contextlib
 import math
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -32,6 +32,9 @@ from .errors import CheckpointError, DatasetError
 from .metrics import ErrorRate
 from .model import SUBSAMPLING, ModelConfig, Seq2Seq, count_parameters
 from .text import Vocabulary
+
+
+SHAPE_FIELDS = ("encoder_layers", "encoder_hidden", "decoder_hidden", "attention_dim", "frontend", "conv_channels")
 
 
 @dataclass(frozen=True)
@@ -58,22 +61,21 @@ class TrainConfig:
     precision: str = "auto"  # auto (bf16 on CUDA and on CPUs with native bf16, else fp32), fp32, bf16, fp16 (CUDA, loss-scaled)
     dev_utterances: int = 400  # at most this many dev utterances are decoded per validation
     init_from: Path | None = None  # start from this checkpoint's weights (fresh optimizer and schedule)
-    # model shape
-    encoder_layers: int = 3
-    encoder_hidden: int = 256
-    decoder_hidden: int = 320
-    attention_dim: int = 256
-    frontend: str = "stack"
-    conv_channels: int = 32  # "conv2d" front end only
+    # model shape (SHAPE_FIELDS); None: the starting checkpoint's (resumed or init_from), else ModelConfig's default
+    encoder_layers: int | None = None
+    encoder_hidden: int | None = None
+    decoder_hidden: int | None = None
+    attention_dim: int | None = None
+    frontend: str | None = None
+    conv_channels: int | None = None  # "conv2d" front end only
     dropout: float = 0.15
     ctc_weight: float = 0.3
     label_smoothing: float = 0.1
 
     def model_config(self, vocab_size: int, n_mels: int) -> ModelConfig:
-        return ModelConfig(vocab_size=vocab_size, n_mels=n_mels, frontend=self.frontend, conv_channels=self.conv_channels,
-                           encoder_layers=self.encoder_layers, encoder_hidden=self.encoder_hidden,
-                           attention_dim=self.attention_dim, decoder_hidden=self.decoder_hidden,
-                           dropout=self.dropout, ctc_weight=self.ctc_weight, label_smoothing=self.label_smoothing)
+        shape = {name: getattr(self, name) for name in SHAPE_FIELDS if getattr(self, name) is not None}
+        return ModelConfig(vocab_size=vocab_size, n_mels=n_mels, dropout=self.dropout, ctc_weight=self.ctc_weight,
+                           label_smoothing=self.label_smoothing, **shape)
 
 
 @dataclass
@@ -130,12 +132,14 @@ def train(config: TrainConfig, train_cache: FeatureCache, dev_cache: FeatureCach
     _seed_everything(config.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
     vocab = Vocabulary.default()
     train_entries, dev_entries = _splits(train_cache, dev_cache, config)
+    last_path = Path(config.out_dir) / "last.pt"
+    resuming = resume and last_path.exists()
+    config = _with_starting_shape(config, last_path if resuming else config.init_from)
     model = Seq2Seq(config.model_config(len(vocab), train_cache.feature_config.n_mels), vocab.blank_id, vocab.sos_id).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     scaler = torch.amp.GradScaler(device.type, enabled=autocast_dtype == torch.float16)
     state = _State()
-    last_path = Path(config.out_dir) / "last.pt"
-    if resume and last_path.exists():
+    if resuming:
         state = _restore(last_path, model, optimizer, scaler, device)
     elif config.init_from:
         _initialise(model, Path(config.init_from), vocab, device)
@@ -396,6 +400,19 @@ def _restore(path: Path, model, optimizer, scaler, device) -> _State:
     random.seed(int(ts["python_rng_seed"]))
     model.to(device)
     return _State(ts["step"], ts["epoch"], ts["batch_in_epoch"], ts["best_cer"], list(ts["history"]), ts["elapsed_s"])
+
+
+def _with_starting_shape(config: TrainConfig, start: Path | None) -> TrainConfig:
+    """Shape fields left unset take the starting checkpoint's; fields set must agree with it."""
+    if start is None:
+        return config
+    recorded = ModelConfig.from_dict(read_bundle(start)["model_config"])
+    for name in SHAPE_FIELDS:
+        asked, theirs = getattr(config, name), getattr(recorded, name)
+        if asked is not None and asked != theirs:
+            option = "--" + name.replace("_", "-")
+            raise CheckpointError(f"{start}: its {option} is {theirs}, not {asked}; leave {option} out to use the checkpoint's")
+    return replace(config, **{name: getattr(recorded, name) for name in SHAPE_FIELDS})
 
 
 def _initialise(model, path: Path, vocab: Vocabulary, device) -> None:

@@ -265,3 +265,13 @@ def test_featurize_with_no_usable_audio_fails_cleanly(tmp_path):
     assert result.exit_code == 1
     assert "Traceback" not in result.output
     assert any(line.startswith("error:") for line in result.stderr.splitlines())
+
+
+def test_train_from_a_checkpoint_of_another_shape_is_one_clean_error(tiny_model_path, tmp_path):
+    manifest = _corpus(tmp_path / "corpus")
+    result = invoke("train", "--data", manifest, "--cache", tmp_path / "cache", "--dev", manifest, "--out", tmp_path / "run",
+                    "--init-from", tiny_model_path, "--encoder-hidden", "999", "--max-steps", "1", "--device", "cpu",
+                    "--threads", "1", "--quiet")
+    line = assert_one_clean_error(result, mentions="its --encoder-hidden is")
+    assert "not 999; leave --encoder-hidden out" in line
+    assert not (tmp_path / "run" / "last.pt").exists()

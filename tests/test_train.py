@@ -151,8 +151,23 @@ def test_init_from_starts_with_another_runs_weights(tiny_cache, tmp_path):
     train(tiny_config(tmp_path / "fresh", max_steps=2, learning_rate=0.0, seed=5), cache)
     with pytest.raises(AssertionError):
         assert_same_weights(source, tmp_path / "fresh" / "last.pt")
-    with pytest.raises(CheckpointError, match="model shape differs"):
+    with pytest.raises(CheckpointError, match="its --encoder-hidden is 32, not 48"):
         train(tiny_config(tmp_path / "other", max_steps=1, encoder_hidden=48, init_from=source), cache)
+
+
+def test_init_from_and_resume_take_the_checkpoints_model_shape(tiny_cache, tmp_path):
+    cache = FeatureCache(tiny_cache)
+    train(tiny_config(tmp_path / "wide", max_steps=1, encoder_hidden=40), cache)
+    source = tmp_path / "wide" / "last.pt"
+    unset = dict(encoder_layers=None, encoder_hidden=None, decoder_hidden=None, attention_dim=None, conv_channels=None)
+    train(tiny_config(tmp_path / "tuned", max_steps=1, init_from=source, **unset), cache)
+    assert read_bundle(tmp_path / "tuned" / "last.pt")["model_config"]["encoder_hidden"] == 40
+    assert train(tiny_config(tmp_path / "wide", max_steps=2, **unset), cache, resume=True)["steps"] == 2
+    with pytest.raises(CheckpointError, match="its --encoder-hidden is 40, not 32"):
+        train(tiny_config(tmp_path / "wide", max_steps=3), cache, resume=True)
+    # with nothing to start from, the unset shape is the model's default
+    train(tiny_config(tmp_path / "fresh", max_steps=1, **unset), cache)
+    assert read_bundle(tmp_path / "fresh" / "last.pt")["model_config"]["encoder_hidden"] == 256
 
 
 def test_schedule_ends_with_the_time_budget_when_that_runs_out_first():

@@ -8,8 +8,8 @@
 # Writes OUT/run/{best,last}.pt, their fp16 copies OUT/run-{best,last}-fp16.pt and OUT/train.log.
 # Defaults are for fine-tuning a trained model: no augmentation, a modest peak learning rate (a first
 # H100 run with SpecAugment, --perturb and a 2.5e-3 peak came out worse than its starting point).
-# Override with AUGMENT="--spec-augment --perturb", LR, DROPOUT, BATCH_FRAMES, and ENCODER_HIDDEN when
-# INIT_CHECKPOINT has a wider encoder (320 for one made by recipes/english/widen.py --encoder-hidden 320).
+# Override with AUGMENT="--spec-augment --perturb", LR, DROPOUT, BATCH_FRAMES. The model's shape is
+# INIT_CHECKPOINT's (a widened one from recipes/english/widen.py included).
 set -euo pipefail
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # the repo itself, installed or not
 out=$1 minutes=$2 init=$3 dev=$4
@@ -43,7 +43,7 @@ train() {  # precision, minutes, run directory, starting checkpoint
     python3 -m speechcli train --data "$out/cache/train" --dev "$out/cache/dev" --out "$3" \
         --init-from "$4" --device "${DEVICE:-cuda}" --precision "$1" --max-minutes "$2" --epochs 1000 \
         --batch-frames "$batch_frames" --lr "${LR:-1e-3}" --warmup-steps 50 --checkpoint-minutes 1 \
-        --ctc-weight 0.5 --dropout "${DROPOUT:-0.1}" --encoder-hidden "${ENCODER_HIDDEN:-256}" ${AUGMENT:---no-spec-augment} --resume 2>&1 | tr '\r' '\n' >> "$log"
+        --ctc-weight 0.5 --dropout "${DROPOUT:-0.1}" ${AUGMENT:---no-spec-augment} --resume 2>&1 | tr '\r' '\n' >> "$log"
 }
 # bf16 autocast first; if that fails (an unsupported kernel or too big a batch, say), the rest of the
 # time in fp32 with half the batch,
