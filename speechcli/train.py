@@ -134,15 +134,18 @@ def train(config: TrainConfig, train_cache: FeatureCache, dev_cache: FeatureCach
     train_entries, dev_entries = _splits(train_cache, dev_cache, config)
     last_path = Path(config.out_dir) / "last.pt"
     resuming = resume and last_path.exists()
-    config = _with_starting_shape(config, last_path if resuming else config.init_from)
+    start_path = last_path if resuming else config.init_from
+    start = read_bundle(start_path) if start_path else None  # read once: shape first, then weights
+    config = _with_starting_shape(config, start, start_path)
     model = Seq2Seq(config.model_config(len(vocab), train_cache.feature_config.n_mels), vocab.blank_id, vocab.sos_id).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     scaler = torch.amp.GradScaler(device.type, enabled=autocast_dtype == torch.float16)
     state = _State()
     if resuming:
-        state = _restore(last_path, model, optimizer, scaler, device)
-    elif config.init_from:
-        _initialise(model, Path(config.init_from), vocab, device)
+        state = _restore(start, last_path, model, optimizer, scaler, device)
+    elif start is not None:
+        _initialise(start, start_path, model, vocab, device)
+    del start  # with its optimizer state it need not stay in memory for the whole run
     if topo.rank:  # other ranks draw their own SpecAugment masks and dropout
         _seed_everything(config.seed + 1_000_003 * topo.rank + state.step)
     net = model
@@ -385,9 +388,8 @@ class _Saver:
                 "world_size": self.topo.world, "grad_accum": self.config.grad_accum}
 
 
-def _restore(path: Path, model, optimizer, scaler, device) -> _State:
+def _restore(bundle: dict, path: Path, model, optimizer, scaler, device) -> _State:
     """Load ``last.pt``'s weights, optimizer, scaler and RNG state; ``batch_in_epoch`` is the sampler position."""
-    bundle = read_bundle(path)
     if "training_state" not in bundle:
         raise CheckpointError(f"{path}: has no training state to resume from")
     model.load_state_dict(bundle["state_dict"])
@@ -402,22 +404,21 @@ def _restore(path: Path, model, optimizer, scaler, device) -> _State:
     return _State(ts["step"], ts["epoch"], ts["batch_in_epoch"], ts["best_cer"], list(ts["history"]), ts["elapsed_s"])
 
 
-def _with_starting_shape(config: TrainConfig, start: Path | None) -> TrainConfig:
+def _with_starting_shape(config: TrainConfig, start: dict | None, path: Path | None) -> TrainConfig:
     """Shape fields left unset take the starting checkpoint's; fields set must agree with it."""
     if start is None:
         return config
-    recorded = ModelConfig.from_dict(read_bundle(start)["model_config"])
+    recorded = ModelConfig.from_dict(start["model_config"])
     for name in SHAPE_FIELDS:
         asked, theirs = getattr(config, name), getattr(recorded, name)
         if asked is not None and asked != theirs:
             option = "--" + name.replace("_", "-")
-            raise CheckpointError(f"{start}: its {option} is {theirs}, not {asked}; leave {option} out to use the checkpoint's")
+            raise CheckpointError(f"{path}: its {option} is {theirs}, not {asked}; leave {option} out to use the checkpoint's")
     return replace(config, **{name: getattr(recorded, name) for name in SHAPE_FIELDS})
 
 
-def _initialise(model, path: Path, vocab: Vocabulary, device) -> None:
+def _initialise(bundle: dict, path: Path, model, vocab: Vocabulary, device) -> None:
     """Load another run's weights to fine-tune from; its shape and alphabet must be this run's."""
-    bundle = read_bundle(path)
     if bundle["vocab"] != vocab.to_list():
         raise CheckpointError(f"{path}: its alphabet differs from this version's; cannot start from it")
     load_weights(model, bundle, f"{path}: its model shape differs from this run's (--encoder-layers, --encoder-hidden, "
