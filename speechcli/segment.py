@@ -15,7 +15,7 @@ from .audio import SAMPLE_RATE
 MAX_SEGMENT_S = 20.0
 FRAME_S = 0.03
 SILENCE_DB = -60.0  # a recording whose loud frames are quieter than this is treated as silent
-PAD_S = 0.15  # context kept on each side of a speech region
+PAD_S = 2.0  # context kept on each side of a speech region (the model was trained on untrimmed clips)
 
 
 def split_at_pauses(samples: np.ndarray, sample_rate: int = SAMPLE_RATE, max_seconds: float = MAX_SEGMENT_S,
@@ -24,8 +24,9 @@ def split_at_pauses(samples: np.ndarray, sample_rate: int = SAMPLE_RATE, max_sec
 
     Frames quieter than an adaptive threshold (relative to the recording's own loud frames, or
     to ``loud_db`` when given) count as silence; runs of silence of at least ``min_silence_s``
-    separate segments, and a segment still too long is cut at its quietest frame. All-silent
-    audio gives no segments.
+    separate segments, and a segment still too long is cut at its quietest frame. Neighbouring
+    segments are then joined while they fit, and each keeps up to ``PAD_S`` of the silence around
+    it. All-silent audio gives no segments.
     """
     hop = int(FRAME_S * sample_rate)
     frames = len(samples) // hop
@@ -38,10 +39,11 @@ def split_at_pauses(samples: np.ndarray, sample_rate: int = SAMPLE_RATE, max_sec
     threshold = max(loud - 35.0, min(np.percentile(energy, 10) + 6.0, loud - 10.0))
     speech = energy > threshold
     regions = _speech_regions(speech, int(min_silence_s / FRAME_S))
-    max_frames = int(max_seconds / FRAME_S)
-    pieces = [piece for region in regions for piece in _cut_long(region, energy, max_frames)]
     pad = int(PAD_S / FRAME_S)
-    return [(max(0, s - pad) * hop, min(frames, e + pad) * hop if e + pad < frames else len(samples)) for s, e in pieces]
+    max_frames = int(max_seconds / FRAME_S) - 2 * pad  # room for the context on both sides
+    pieces = [piece for region in regions for piece in _cut_long(region, energy, max_frames)]
+    bounds = _padded(_join_short(pieces, max_frames), pad, frames)
+    return [(s * hop, e * hop if e < frames else len(samples)) for s, e in bounds]
 
 
 def loudness_db(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> float:
@@ -128,6 +130,28 @@ def _speech_regions(speech: np.ndarray, min_gap: int) -> list[tuple[int, int]]:
         else:
             regions.append([index, index + 1])
     return [(s, e) for s, e in regions if e - s >= 3]  # drop clicks shorter than 90 ms
+
+
+def _join_short(pieces: list[tuple[int, int]], max_frames: int) -> list[tuple[int, int]]:
+    """Join neighbouring pieces while the joined span stays within ``max_frames``: the model was
+    trained on whole sentences, and decoding each phrase of a sentence on its own costs words."""
+    joined: list[tuple[int, int]] = []
+    for start, end in pieces:
+        if joined and end - joined[-1][0] <= max_frames:
+            joined[-1] = (joined[-1][0], end)
+        else:
+            joined.append((start, end))
+    return joined
+
+
+def _padded(pieces: list[tuple[int, int]], pad: int, frames: int) -> list[tuple[int, int]]:
+    """Widen each piece by up to ``pad`` frames of context, never past half the gap to a neighbour."""
+    bounds = []
+    for i, (start, end) in enumerate(pieces):
+        before = pieces[i - 1][1] if i else -2 * pad
+        after = pieces[i + 1][0] if i + 1 < len(pieces) else frames + 2 * pad
+        bounds.append((max(0, start - min(pad, (start - before) // 2)), min(frames, end + min(pad, (after - end) // 2))))
+    return bounds
 
 
 def _cut_long(region: tuple[int, int], energy: np.ndarray, max_frames: int) -> list[tuple[int, int]]:

@@ -90,9 +90,11 @@ def test_long_recording_offsets_point_into_the_original_file(tiny, tmp_path):
     result = transcribe(tiny, path, GREEDY)
     list(transcribe_many(tiny, [path], GREEDY, on_progress=events.append))
     assert abs(result.duration - 80.0) < 1e-6
-    assert len(result.segments) == len(layout)
-    for segment, (start, seconds) in zip(result.segments, layout):
-        assert abs(segment.start - start) < 0.3 and abs(segment.end - (start + seconds)) < 0.3
+    assert 3 <= len(result.segments) < len(layout)  # phrases joined into pieces of at most 20 s
+    for start, seconds in layout:  # each phrase lies whole within exactly one segment
+        assert len([s for s in result.segments if s.start - 0.3 <= start and start + seconds <= s.end + 0.3]) == 1
+    for segment in result.segments:
+        assert segment.end - segment.start <= 20.0
         assert all(segment.start <= w.start < w.end <= segment.end + 1e-6 for w in segment.words)
     assert events[-1].finished and events[-1].seconds_done > 15 and events[-1].duration == pytest.approx(80.0)
 
