@@ -148,9 +148,9 @@ def _padded(pieces: list[tuple[int, int]], pad: int, frames: int) -> list[tuple[
     """Widen each piece by up to ``pad`` frames of context, never past half the gap to a neighbour."""
     bounds = []
     for i, (start, end) in enumerate(pieces):
-        before = pieces[i - 1][1] if i else -2 * pad
-        after = pieces[i + 1][0] if i + 1 < len(pieces) else frames + 2 * pad
-        bounds.append((max(0, start - min(pad, (start - before) // 2)), min(frames, end + min(pad, (after - end) // 2))))
+        room_before = (start - pieces[i - 1][1]) // 2 if i else pad
+        room_after = (pieces[i + 1][0] - end) // 2 if i + 1 < len(pieces) else pad
+        bounds.append((max(0, start - min(pad, room_before)), min(frames, end + min(pad, room_after))))
     return bounds
 
 
