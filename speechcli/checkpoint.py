@@ -19,6 +19,7 @@ from .errors import CheckpointError
 from .lm import CharNgramLM
 from .model import ModelConfig, Seq2Seq
 from .text import Vocabulary
+from .word_lm import WordNgramLM
 
 FORMAT_VERSION = 1
 DEFAULT_MODEL_NAME = "base.pt"
@@ -36,16 +37,22 @@ class LoadedModel:
     path: Path
     info: dict  # training details recorded in the checkpoint (steps, dev scores, ...)
     lm: "CharNgramLM | None" = None  # optional character language model for shallow fusion
+    word_lm: "WordNgramLM | None" = None  # optional word language model that rescores completed words
 
-    def decoding_options(self, beam_size: int | None = None, lm_weight: float | None = None) -> DecodingOptions:
+    def decoding_options(self, beam_size: int | None = None, lm_weight: float | None = None,
+                         word_lm_weight: float | None = None) -> DecodingOptions:
         """Decoding settings for this model: unless given, the beam width, LM and CTC weights chosen when it was exported."""
         recorded = self.info.get("decoding", {})
         if beam_size is None:
             beam_size = int(recorded.get("beam_size", DecodingOptions.beam_size))
         if lm_weight is None:
             lm_weight = float(recorded.get("lm_weight", 0.0))
-        ctc_weight = float(recorded.get("ctc_weight", DecodingOptions.ctc_weight))
-        return DecodingOptions(beam_size=beam_size, ctc_weight=ctc_weight, lm_weight=lm_weight if self.lm else 0.0)
+        if word_lm_weight is None:
+            word_lm_weight = float(recorded.get("word_lm_weight", 0.0))
+        return DecodingOptions(beam_size=beam_size, ctc_weight=float(recorded.get("ctc_weight", DecodingOptions.ctc_weight)),
+                               lm_weight=lm_weight if self.lm else 0.0,
+                               word_lm_weight=word_lm_weight if self.word_lm else 0.0,
+                               oov_penalty=float(recorded.get("oov_penalty", 0.0)))
 
 
 def save_checkpoint(path: Path, model: Seq2Seq, vocab: Vocabulary, feature_config: FeatureConfig,
@@ -100,8 +107,9 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "cpu
     load_weights(model, bundle, f"{path}: weights do not match the recorded model settings")
     model.to(device).eval()
     lm = CharNgramLM.from_dict(bundle["lm"]) if "lm" in bundle else None
+    word_lm = WordNgramLM.from_dict(bundle["word_lm"]) if "word_lm" in bundle else None
     return LoadedModel(model, vocab, FeatureConfig.from_dict(bundle["feature_config"]),
-                       bundle["mean"].numpy(), bundle["std"].numpy(), path, bundle.get("info", {}), lm)
+                       bundle["mean"].numpy(), bundle["std"].numpy(), path, bundle.get("info", {}), lm, word_lm)
 
 
 def load_weights(model: Seq2Seq, bundle: dict, mismatch: str) -> None:

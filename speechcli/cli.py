@@ -57,6 +57,7 @@ DeviceOption = Annotated[Device, typer.Option(help="Where to run: auto picks CUD
 ThreadsOption = Annotated[Optional[int], typer.Option(min=1, help="CPU threads for PyTorch (default: all cores).")]
 BeamOption = Annotated[Optional[int], typer.Option("--beam-size", "--beam", min=1, help="Beam width (default: the model's own setting, 8 for the shipped model); 1 = greedy (fastest).", show_default=False)]
 LmWeightOption = Annotated[Optional[float], typer.Option(min=0.0, help="Weight of the model's character language model in beam search (default: the model's own setting; 0 = off).")]
+WordLmWeightOption = Annotated[Optional[float], typer.Option(min=0.0, help="Weight of the model's word language model, which rescores each completed word in beam search (default: the model's own setting; 0 = off).")]
 SHAPE_DEFAULT = "Model shape (default: the --init-from or resumed checkpoint's, else"
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or info on stderr; errors only.")]
 Int8Option = Annotated[bool, typer.Option("--int8", help="int8 dynamic quantisation of the LSTMs and large linear layers (CPU only): about 1.2× faster with the shipped model's beam of 8 and 1.7× greedy, with WER within 0.8 points of float on our dev sets.")]
@@ -130,6 +131,7 @@ def transcribe(
     output_dir: Annotated[Optional[Path], typer.Option("--output-dir", "-o", help="Write one file per input here (NAME.FORMAT) instead of to stdout.")] = None,
     beam_size: BeamOption = None,
     lm_weight: LmWeightOption = None,
+    word_lm_weight: WordLmWeightOption = None,
     device: DeviceOption = Device.auto,
     threads: ThreadsOption = None,
     int8: Int8Option = False,
@@ -167,7 +169,8 @@ def transcribe(
         print_error(str(source.error))
     todo = [s for s in sources if s.error is None]
     if todo:
-        failed_count = _transcribe_run(todo, model, format, output_dir, beam_size, lm_weight, device, threads, int8, quiet)
+        failed_count = _transcribe_run(todo, model, format, output_dir, (beam_size, lm_weight, word_lm_weight), device, threads,
+                                       int8, quiet)
     else:
         failed_count = 0
         _transcribe_log(quiet, "no inputs to transcribe")
@@ -218,8 +221,10 @@ def _transcribe_check_output_dir(output_dir: Path) -> None:
         raise fail(f"--output-dir {output_dir}: cannot write there ({error.strerror or error})") from None
 
 
-def _transcribe_run(sources, model, format, output_dir, beam_size, lm_weight, device, threads, int8, quiet) -> int:
-    """Transcribe, write results as they come, show progress; return how many inputs failed."""
+def _transcribe_run(sources, model, format, output_dir, decoding, device, threads, int8, quiet) -> int:
+    """Transcribe, write results as they come, show progress; return how many inputs failed.
+
+    ``decoding``: (beam size, LM weight, word LM weight), each None for the model's own setting."""
     from .errors import SpeechCLIError
     from .transcription import Failure, transcribe_many
     from .writers import OutputFormat, formats_for
@@ -232,7 +237,7 @@ def _transcribe_run(sources, model, format, output_dir, beam_size, lm_weight, de
     sink = _TranscribeSink(chosen, output_dir, sources, quiet) if output_dir else _TranscribeStdout(chosen[0], len(sources))
     failed = 0
     with _TranscribeProgress(len(sources), quiet) as progress:
-        results = transcribe_many(loaded, sources, loaded.decoding_options(beam_size, lm_weight), on_progress=progress.update)
+        results = transcribe_many(loaded, sources, loaded.decoding_options(*decoding), on_progress=progress.update)
         for index, (source, result) in enumerate(zip(sources, results)):
             progress.file_done(index)
             if isinstance(result, Failure):
@@ -616,6 +621,7 @@ def evaluate(
     model: ModelOption = None,
     beam_size: BeamOption = None,
     lm_weight: LmWeightOption = None,
+    word_lm_weight: WordLmWeightOption = None,
     worst: Annotated[int, typer.Option(help="List this many worst utterances.")] = 5,
     kind: Annotated[CorpusKind, typer.Option("--format", help="Corpus layout (default: detect).")] = CorpusKind.auto,
     device: DeviceOption = Device.auto,
@@ -639,7 +645,7 @@ def evaluate(
     except SpeechCLIError as error:
         raise fail(str(error)) from None
     totals, scored, failed = ErrorRate(), [], 0
-    results = transcribe_many(loaded, [u.audio_path for u in utterances], loaded.decoding_options(beam_size, lm_weight))
+    results = transcribe_many(loaded, [u.audio_path for u in utterances], loaded.decoding_options(beam_size, lm_weight, word_lm_weight))
     for utt, result in zip(utterances, _track(results, len(utterances), "evaluate", quiet)):
         if isinstance(result, Failure):
             failed += 1

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .lm import CharNgramLM, vocab_to_lm_index
+from .lm import EOS, CharNgramLM, symbol_code, vocab_to_lm_index
 from .model import DecoderState, Seq2Seq
+from .word_lm import END, WordNgramLM
 
 NEG_INF = -1e30
 COMPACT_FRACTION = 0.25  # greedy: drop finished utterances from the batch once they are this share of its rows
@@ -32,6 +33,8 @@ class DecodingOptions:
     length_bonus: float = 0.0  # added per output character when ranking finished hypotheses
     candidates_per_beam: int = 6  # attention's top-k characters that CTC rescores for each hypothesis
     lm_weight: float = 0.0  # weight of the character LM (shallow fusion; beam search only, needs an LM)
+    word_lm_weight: float = 0.0  # weight of the word LM, which rescores each completed word (needs a word LM)
+    oov_penalty: float = 0.0  # added for each completed word the word LM does not know
 
 
 @dataclass
@@ -44,19 +47,20 @@ class Hypothesis:
 
 @torch.inference_mode()
 def decode_batch(model: Seq2Seq, features: torch.Tensor, lengths: torch.Tensor, options: DecodingOptions,
-                 lm: "CharNgramLM | None" = None) -> list[Hypothesis]:
+                 lm: "CharNgramLM | None" = None, word_lm: "WordNgramLM | None" = None) -> list[Hypothesis]:
     """Decode a padded batch of normalised features; one hypothesis per utterance."""
-    return decode_encoded(model, *model.encode(features, lengths), options, lm)[0]
+    return decode_encoded(model, *model.encode(features, lengths), options, lm, word_lm)[0]
 
 
 @torch.inference_mode()
 def decode_encoded(model: Seq2Seq, states: torch.Tensor, enc_lengths: torch.Tensor, mask: torch.Tensor,
-                   options: DecodingOptions, lm: "CharNgramLM | None" = None) -> tuple[list[Hypothesis], np.ndarray]:
+                   options: DecodingOptions, lm: "CharNgramLM | None" = None,
+                   word_lm: "WordNgramLM | None" = None) -> tuple[list[Hypothesis], np.ndarray]:
     """Decode encoder output; also return the CTC log-probs (batch, frames, vocab), float64."""
     ctc = model.ctc_log_probs(states).cpu().double().numpy()
     if options.beam_size <= 1:
         return greedy_search(model, states, enc_lengths, mask), ctc
-    return beam_search_batch(model, states, enc_lengths, ctc, options, lm), ctc
+    return beam_search_batch(model, states, enc_lengths, ctc, options, lm, word_lm), ctc
 
 
 def _length_groups(lengths: np.ndarray, ratio: float) -> list[np.ndarray]:
@@ -162,7 +166,8 @@ class _Step:
 
 
 def beam_search_batch(model: Seq2Seq, states: torch.Tensor, enc_lengths: torch.Tensor, ctc: np.ndarray,
-                      options: DecodingOptions, lm: CharNgramLM | None = None) -> list[Hypothesis]:
+                      options: DecodingOptions, lm: CharNgramLM | None = None,
+                      word_lm: WordNgramLM | None = None) -> list[Hypothesis]:
     """Beam search over a padded batch, scoring each prefix by (1−λ)·attention + λ·CTC prefix score.
 
     The CTC prefix score (Watanabe et al. 2017) stops the attention decoder from skipping or
@@ -175,27 +180,67 @@ def beam_search_batch(model: Seq2Seq, states: torch.Tensor, enc_lengths: torch.T
     hypothesis in flight, or after one step per frame (then its best unfinished hypothesis is
     taken). The result for an utterance does not depend on what else is in the batch.
     With an ``lm`` and ``options.lm_weight`` > 0, the LM's log-probability of each prefix is
-    added to the joint score (shallow fusion).
+    added to the joint score (shallow fusion); a ``word_lm`` rescores each completed word.
     """
     lengths = enc_lengths.cpu().numpy().astype(np.int64)
     ctc = np.asarray(ctc, dtype=np.float64)
-    fusion = _LMFusion(lm, options.lm_weight, ctc.shape[2], model.blank_id, model.sos_id) if lm and options.lm_weight else None
+    fusion = None
+    if (lm and options.lm_weight) or (word_lm and options.word_lm_weight):
+        fusion = _LMFusion(lm, word_lm, options, ctc.shape[2], model.blank_id, model.sos_id)
     return _by_groups(lambda s, n, c: _beam_group(model, s, n, c, options, fusion), BEAM_GROUP_RATIO, states, lengths, ctc)
 
 
 class _LMFusion:
-    """Tracks each hypothesis' text and LM score so the beam can add weight × LM log-prob."""
+    """Tracks each hypothesis' text and weighted LM score, which the beam adds to its joint score.
 
-    def __init__(self, lm: CharNgramLM, weight: float, vocab_size: int, blank_id: int, eos_id: int):
-        self.lm, self.weight = lm, weight
+    The character LM scores every character. With a word LM, a character that completes a word
+    (a space or <eos>) also swaps the character LM's score of that word for the word LM's; a
+    word the word LM does not know keeps its character score and pays the OOV penalty.
+    """
+
+    def __init__(self, lm: CharNgramLM | None, word_lm: WordNgramLM | None, options: DecodingOptions,
+                 vocab_size: int, blank_id: int, eos_id: int):
+        self.lm = lm if lm and options.lm_weight else None
+        self.word_lm = word_lm if word_lm and options.word_lm_weight else None
+        self.options, self.eos_id = options, eos_id
         self.lm_index, self.characters = vocab_to_lm_index(vocab_size, blank_id, eos_id)
+        self.space_id = self.characters.index(" ")
+        self._word_scores: dict[tuple[str, str, bool], float] = {}
 
     def candidate_scores(self, texts: list[str], scores: np.ndarray, cand_rows: np.ndarray, chars: np.ndarray) -> np.ndarray:
-        rows = np.stack([self.lm.next_log_probs(text) for text in texts])
-        return scores[cand_rows] + rows[cand_rows, self.lm_index[chars]]
+        total = scores[cand_rows].copy()
+        if self.lm:
+            rows = np.stack([self.lm.next_log_probs(text) for text in texts])
+            total += self.options.lm_weight * rows[cand_rows, self.lm_index[chars]]
+        if self.word_lm:
+            for i in np.flatnonzero((chars == self.space_id) | (chars == self.eos_id)).tolist():
+                total[i] += self._completed_word_score(texts[cand_rows[i]], bool(chars[i] == self.eos_id))
+        return total
 
     def extend(self, texts: list[str], parents: np.ndarray, chars: np.ndarray) -> list[str]:
         return [texts[p] + self.characters[c] for p, c in zip(parents.tolist(), chars.tolist())]
+
+    def _completed_word_score(self, text: str, at_end: bool) -> float:
+        """What completing the last word of ``text`` adds: word LM in, character LM out."""
+        cut = text.rfind(" ") + 1
+        word = text[cut:]
+        if not word:
+            return 0.0
+        if word not in self.word_lm:
+            return self.options.oov_penalty
+        history = text[:cut].split()[1 - self.word_lm.order:] if self.word_lm.order > 1 else []
+        key = (" ".join(history), word, at_end)
+        if key not in self._word_scores:
+            word_score = self.word_lm.log_prob(history, word)
+            if at_end:
+                word_score += self.word_lm.log_prob(history + [word], END)
+            self._word_scores[key] = self.options.word_lm_weight * word_score
+        return self._word_scores[key] - self.options.lm_weight * self._char_score(text[:cut], word + (EOS if at_end else " "))
+
+    def _char_score(self, prefix: str, spelled: str) -> float:
+        if not self.lm:
+            return 0.0
+        return sum(float(self.lm.next_log_probs(prefix + spelled[:i])[symbol_code(c)]) for i, c in enumerate(spelled))
 
 
 def _beam_group(model: Seq2Seq, states: torch.Tensor, lengths: np.ndarray, ctc: np.ndarray,
@@ -261,7 +306,7 @@ def _beam_group(model: Seq2Seq, states: torch.Tensor, lengths: np.ndarray, ctc: 
         joint = (1 - weight) * cand_att + weight * cand_ctc
         if fusion:
             cand_lm = fusion.candidate_scores(texts, lm_scores, cand_rows, chars)
-            joint = joint + fusion.weight * cand_lm
+            joint = joint + cand_lm
 
         # the best `width` candidates of each utterance
         table = np.full(batch * width * n_cands, -np.inf)

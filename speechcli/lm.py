@@ -77,6 +77,11 @@ class CharNgramLM:
         return cls(int(values["order"]), values["contexts"].split("\t"), values["log_probs"].float().numpy())
 
 
+def symbol_code(symbol: str) -> int:
+    """The column of ``symbol`` (a character or EOS) in ``next_log_probs``."""
+    return _CODE[symbol]
+
+
 def vocab_to_lm_index(vocab_size: int, blank_id: int, eos_id: int) -> tuple[np.ndarray, list[str]]:
     """Map the acoustic model's token ids to LM symbols (and to the characters they spell).
 

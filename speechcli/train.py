@@ -304,14 +304,14 @@ def _out_of_budget(config: TrainConfig, state: _State) -> bool:
 
 @torch.inference_mode()
 def error_counts(model, cache, entries, vocab, device, options=DecodingOptions(beam_size=1), batch_frames=20000,
-                 stats=None, lm=None) -> ErrorRate:
+                 stats=None, lm=None, word_lm=None) -> ErrorRate:
     """Decode cached ``entries`` (normalised with ``stats``, default the cache's own) and count errors."""
     was_training = model.training
     model.eval()
     errors = ErrorRate()
     for batch_entries in make_batches(entries, batch_frames, seed=0, epoch=0, sorted_order=True) if entries else []:
         batch = collate(cache, batch_entries, vocab, stats).to(device)
-        for text, hyp in zip(batch.texts, decode_batch(model, batch.features, batch.feature_lengths, options, lm)):
+        for text, hyp in zip(batch.texts, decode_batch(model, batch.features, batch.feature_lengths, options, lm, word_lm)):
             errors.add(text, vocab.decode(hyp.tokens))
     model.train(was_training)
     return errors

@@ -240,7 +240,7 @@ def decode_pieces(model: LoadedModel, features: list[torch.Tensor],
     lengths = torch.tensor([len(f) for f in features], device=device)
     padded = torch.nn.utils.rnn.pad_sequence(features, batch_first=True).to(device)
     states, enc_lengths, mask = seq2seq.encode(padded, lengths)
-    hyps, ctc = decode_encoded(seq2seq, states, enc_lengths, mask, options, model.lm)
+    hyps, ctc = decode_encoded(seq2seq, states, enc_lengths, mask, options, model.lm, model.word_lm)
     ctc_pieces = [ctc[i, : int(enc_lengths[i])] for i in range(len(features))]
     return hyps, ctc_pieces
 

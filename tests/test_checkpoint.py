@@ -146,3 +146,20 @@ def test_decoding_options_use_the_beam_width_recorded_at_export_unless_given(tmp
     assert load_model(plain).decoding_options().beam_size == 4  # DecodingOptions' default
     assert load_model(tuned).decoding_options().beam_size == 7
     assert load_model(tuned).decoding_options(beam_size=1).beam_size == 1
+
+
+def test_a_word_lm_in_the_checkpoint_is_loaded_with_its_recorded_weight(tmp_path):
+    from speechcli.word_lm import WordNgramLM
+
+    plain, tuned = _plain_and_tuned(tmp_path, {"word_lm_weight": 0.5, "oov_penalty": -2.0})
+    options = load_model(tuned).decoding_options()
+    assert load_model(tuned).word_lm is None and options.word_lm_weight == 0.0  # recorded, but no word LM
+    bundle = torch.load(tuned, weights_only=True)
+    bundle["word_lm"] = WordNgramLM.train(["the cat sat", "the dog sat"], order=2, min_count=1).to_dict()
+    with_lm = tmp_path / "with_word_lm.pt"
+    torch.save(bundle, with_lm)
+    loaded = load_model(with_lm)
+    assert "cat" in loaded.word_lm and "fish" not in loaded.word_lm
+    options = loaded.decoding_options()
+    assert (options.word_lm_weight, options.oov_penalty) == (0.5, -2.0)
+    assert loaded.decoding_options(word_lm_weight=0.0).word_lm_weight == 0.0

@@ -113,6 +113,32 @@ def _corpus(directory: Path, extra: dict[str, str] | None = None) -> Path:
     return manifest
 
 
+@pytest.mark.parametrize("command", ["transcribe", "evaluate"])
+def test_decoding_flags_reach_the_search(command, tiny_model_path, tmp_path, monkeypatch):
+    import speechcli.transcription
+
+    import torch
+
+    from speechcli.lm import CharNgramLM
+    from speechcli.word_lm import WordNgramLM
+
+    bundle = torch.load(tiny_model_path, weights_only=True)
+    bundle["lm"] = CharNgramLM.train(["hello world", "this is a test"], order=3, min_count=1).to_dict()
+    bundle["word_lm"] = WordNgramLM.train(["hello world", "this is a test"], order=2, min_count=1).to_dict()
+    with_lms = tmp_path / "with_lms.pt"
+    torch.save(bundle, with_lms)
+    seen = []
+    monkeypatch.setattr(speechcli.transcription, "transcribe_many", lambda model, sources, options, **_: seen.append(options) or [])
+    manifest = _corpus(tmp_path / "corpus")
+    inputs = [tmp_path / "corpus" / "one.wav"] if command == "transcribe" else ["--data", manifest]
+    for model, expected in ((with_lms, (3, 0.4, 0.7)), (tiny_model_path, (3, 0.0, 0.0))):  # no LMs: weights unused
+        result = invoke(command, *inputs, *_common(model), "--beam-size", "3", "--lm-weight", "0.4",
+                        "--word-lm-weight", "0.7", "--quiet")
+        assert result.exit_code == 0, result.stderr
+        options = seen.pop()
+        assert (options.beam_size, options.lm_weight, options.word_lm_weight) == expected
+
+
 def test_evaluate_with_the_tiny_model(tiny_model_path, tmp_path):
     manifest = _corpus(tmp_path / "corpus")
     result = invoke("evaluate", "--data", manifest, *_common(tiny_model_path), "--beam-size", "2", "--quiet")

@@ -1,0 +1,146 @@
+"""A word n-gram language model (interpolated Kneser-Ney) that rescores completed words in the beam search.
+
+The character LM judges a word letter by letter while it is being spelled; when a hypothesis
+completes a word, the beam swaps the character LM's score of that word for this model's
+(a "multi-level" LM, Hori et al. 2017). Words this model has never seen keep their character
+score plus a penalty. Stored in checkpoints as tensors and a string (``to_dict``/``from_dict``),
+which ``torch.load(weights_only=True)`` accepts.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from typing import Iterable, Sequence
+
+import numpy as np
+
+START, END = "<s>", "</s>"
+ID_BITS = 20  # an n-gram's key packs its word ids, ID_BITS each, into one int64
+DISCOUNT = 0.75
+
+
+class WordNgramLM:
+    def __init__(self, order: int, words: list[str], keys: list[np.ndarray], log_probs: list[np.ndarray],
+                 log_backoffs: list[np.ndarray]):
+        """``keys[k]``: sorted keys of the stored (k+1)-grams and contexts; ``log_probs[k]`` their
+        interpolated log-probabilities (NaN where the entry is only a context); ``log_backoffs[k]``
+        the weight of the lower order after that context (0 where none). The unigrams' uniform
+        floor is spread over ``words``, whose <s> slot stands for the unknown words' share."""
+        if len(words) >= 2**ID_BITS:
+            raise ValueError(f"at most {2**ID_BITS - 1} words")
+        self.order = order
+        self.words = words
+        self.ids = {word: i for i, word in enumerate(words)}
+        self.keys, self.log_probs, self.log_backoffs = keys, log_probs, log_backoffs
+
+    def __contains__(self, word: str) -> bool:
+        return word in self.ids and word not in (START, END)
+
+    @classmethod
+    def train(cls, sentences: Iterable[str], order: int = 3, min_count: int = 2) -> "WordNgramLM":
+        """Count the n-grams of normalised sentences; the highest order keeps those seen ``min_count`` times."""
+        counts = _kneser_ney_counts(sentences, order)
+        words = [START, END] + sorted({g[0] for g in counts[0]} - {START, END})
+        ids = {word: i for i, word in enumerate(words)}
+        masses = [_context_masses(level, min_count if k == order - 1 else 1) for k, level in enumerate(counts)]
+        probabilities: dict[tuple, float] = {}
+        keys, log_probs, log_backoffs = [], [], []
+        for k, level in enumerate(counts):  # k + 1 words per n-gram
+            totals, backoffs = masses[k]
+            next_backoffs = masses[k + 1][1] if k + 1 < order else {}
+            level_probs = {}
+            for gram, count in level.items():
+                if k == order - 1 and count < min_count:
+                    continue
+                lower = probabilities[gram[1:]] if k else 1 / len(words)
+                level_probs[gram] = max(count - DISCOUNT, 0) / totals[gram[:-1]] + backoffs[gram[:-1]] * lower
+            entries = sorted(set(level_probs) | set(next_backoffs), key=lambda g: _key(g, ids))
+            keys.append(np.array([_key(g, ids) for g in entries], dtype=np.int64))
+            log_probs.append(np.log([level_probs.get(g, np.nan) for g in entries]))
+            log_backoffs.append(np.log([next_backoffs.get(g, 1.0) for g in entries]))
+            probabilities = level_probs
+        return cls(order, words, keys, log_probs, log_backoffs)
+
+    def log_prob(self, history: Sequence[str], word: str) -> float:
+        """log P(word | the last order−1 words of ``history``); ``history`` excludes the <s> padding.
+        Unknown history words are fine; an unknown ``word`` is the caller's to handle."""
+        padded = [START] * (self.order - 1) + list(history)
+        context = [self.ids.get(w, -1) for w in padded[len(padded) - self.order + 1 :]]
+        target = self.ids[word]
+        backoff = 0.0
+        for start in range(len(context) + 1):  # the longest context first
+            gram = context[start:]
+            if -1 in gram:
+                continue
+            row = self._find(len(gram), gram + [target])
+            if row is not None and not np.isnan(self.log_probs[len(gram)][row]):
+                return backoff + float(self.log_probs[len(gram)][row])
+            if gram:
+                row = self._find(len(gram) - 1, gram)
+                if row is not None:
+                    backoff += float(self.log_backoffs[len(gram) - 1][row])
+        raise KeyError(word)
+
+    def score(self, sentence: str) -> float:
+        """Total log-probability of an in-vocabulary sentence including its end."""
+        words = sentence.split()
+        return sum(self.log_prob(words[:i], w) for i, w in enumerate(words + [END]))
+
+    def _find(self, level: int, ids: list[int]) -> int | None:
+        key = 0
+        for i in ids:
+            key = (key << ID_BITS) | i
+        keys = self.keys[level]
+        row = int(np.searchsorted(keys, key))
+        return row if row < len(keys) and keys[row] == key else None
+
+    def to_dict(self) -> dict:
+        import torch
+
+        values = {"order": self.order, "words": "\t".join(self.words)}
+        for k in range(self.order):
+            values[f"keys_{k}"] = torch.from_numpy(self.keys[k])
+            values[f"log_probs_{k}"] = torch.from_numpy(self.log_probs[k]).half()
+            values[f"log_backoffs_{k}"] = torch.from_numpy(self.log_backoffs[k]).half()
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "WordNgramLM":
+        order = int(values["order"])
+        parts = [[values[f"{name}_{k}"].numpy() for k in range(order)] for name in ("keys", "log_probs", "log_backoffs")]
+        keys, log_probs, log_backoffs = parts
+        return cls(order, values["words"].split("\t"), keys, [p.astype(np.float32) for p in log_probs],
+                   [b.astype(np.float32) for b in log_backoffs])
+
+
+def _kneser_ney_counts(sentences: Iterable[str], order: int) -> list[Counter]:
+    """Raw counts of the highest order; below it, continuation counts (distinct words before)."""
+    top = Counter()
+    for sentence in sentences:
+        words = [START] * (order - 1) + sentence.split() + [END]
+        for i in range(order - 1, len(words)):
+            top[tuple(words[i - order + 1 : i + 1])] += 1
+    counts = [top]
+    for _ in range(order - 1):
+        lower = Counter()
+        for gram in counts[0]:
+            lower[gram[1:]] += 1
+        counts.insert(0, lower)
+    return counts
+
+
+def _context_masses(level: Counter, min_count: int) -> tuple[dict, dict]:
+    """Per context: its total count, and the weight of the lower order after it (the discounted
+    mass plus that of n-grams dropped for being rarer than ``min_count``)."""
+    totals, freed = defaultdict(int), defaultdict(float)
+    for gram, count in level.items():
+        totals[gram[:-1]] += count
+        freed[gram[:-1]] += DISCOUNT if count >= min_count else max(count - DISCOUNT, 0) + DISCOUNT
+    return totals, {context: freed[context] / totals[context] for context in totals}
+
+
+def _key(gram: tuple, ids: dict) -> int:
+    key = 0
+    for word in gram:
+        key = (key << ID_BITS) | ids[word]
+    return key
