@@ -21,5 +21,8 @@ def test_default_model_transcribes_the_quick_start_sample():
 def test_shipped_model_records_its_decoding_settings():
     from speechcli.checkpoint import load_model
 
-    options = load_model(ROOT / "models" / "base.pt").decoding_options()
+    loaded = load_model(ROOT / "models" / "base.pt")
+    options = loaded.decoding_options()
     assert (options.beam_size, options.ctc_weight, options.lm_weight) == (8, 0.2, 0.2)
+    assert (options.word_lm_weight, options.oov_penalty) == (0.3, -1.2)
+    assert loaded.lm is not None and "seven" in loaded.word_lm

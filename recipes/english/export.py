@@ -1,4 +1,4 @@
-"""Turn a training checkpoint into the shipped model: fp16 weights plus a character LM.
+"""Turn a training checkpoint into the shipped model: fp16 weights plus a character LM and a word LM.
 
     python recipes/english/export.py runs/english/best.pt models/base.pt
     python recipes/english/export.py runs/english/last.pt models/base.pt --average runs/english/anneal_*.pt
@@ -6,13 +6,16 @@
 ``--average`` averages the weights of several checkpoints of one run (snapshots taken while the
 learning rate anneals), a free gain in most attention-ASR recipes (ESPnet averages its best 10).
 
-The LM is trained on the book sentences except the held-out books (pg11, pg844), so the
-synthetic dev set stays text-unseen.
+Both LMs are trained on the book sentences except the held-out books (pg11, pg844), so the
+synthetic dev set stays text-unseen. The word LM also reads NUMBER_TEXTS spoken-number texts like
+those of the synthetic corpus (digits, digit strings, cardinals): the books hardly hold a number
+said on its own, and without them the word LM pulls single digits towards frequent book words.
 """
 
 from __future__ import annotations
 
 import argparse
+import random
 import sys
 from pathlib import Path
 
@@ -20,8 +23,17 @@ import torch
 
 from speechcli.checkpoint import read_bundle, write_bundle
 from speechcli.lm import CharNgramLM
+from speechcli.word_lm import WordNgramLM
+
+from make_corpus import number_words
 
 HELD_OUT_BOOKS = ("pg11", "pg844")
+NUMBER_TEXTS = 3000
+
+
+def number_texts(count: int) -> list[str]:
+    rng = random.Random(0)
+    return [number_words(rng) for _ in range(count)]
 
 
 def book_sentences(text_dir: Path) -> list[str]:
@@ -59,6 +71,11 @@ def main() -> None:
     parser.add_argument("--lm-order", type=int, default=6)
     parser.add_argument("--lm-min-count", type=int, default=3)
     parser.add_argument("--no-lm", action="store_true")
+    parser.add_argument("--word-lm-order", type=int, default=3)
+    parser.add_argument("--word-lm-min-count", type=int, default=2, help="the highest order keeps n-grams seen this often")
+    parser.add_argument("--word-lm-weight", type=float, default=0.3, help="default word LM weight recorded for decoding")
+    parser.add_argument("--oov-penalty", type=float, default=-1.2, help="default score of a word the word LM does not know")
+    parser.add_argument("--no-word-lm", action="store_true")
     parser.add_argument("--lm-weight", type=float, default=0.3, help="default LM weight recorded for decoding")
     parser.add_argument("--ctc-weight", type=float, default=0.3, help="default CTC weight of beam search recorded")
     parser.add_argument("--beam-size", type=int, default=8, help="default beam width recorded")
@@ -80,6 +97,14 @@ def main() -> None:
         bundle["info"]["decoding"]["lm_weight"] = args.lm_weight
         bundle["info"]["lm"] = {"order": args.lm_order, "min_count": args.lm_min_count,
                                 "sentences": len(sentences), "contexts": len(lm.index)}
+    if not args.no_word_lm:
+        sentences = book_sentences(args.text) + number_texts(NUMBER_TEXTS)
+        word_lm = WordNgramLM.train(sentences, order=args.word_lm_order, min_count=args.word_lm_min_count)
+        bundle["word_lm"] = word_lm.to_dict()
+        bundle["info"]["decoding"].update(word_lm_weight=args.word_lm_weight, oov_penalty=args.oov_penalty)
+        bundle["info"]["word_lm"] = {"order": args.word_lm_order, "min_count": args.word_lm_min_count,
+                                     "sentences": len(sentences), "words": len(word_lm.words) - 2,
+                                     "ngrams": [len(keys) for keys in word_lm.keys]}
     write_bundle(args.out, bundle)
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB)", file=sys.stderr)
 
