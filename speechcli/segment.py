@@ -20,7 +20,15 @@ PAD_S = 2.0  # context kept on each side of a speech region (the model was train
 
 def split_at_pauses(samples: np.ndarray, sample_rate: int = SAMPLE_RATE, max_seconds: float = MAX_SEGMENT_S,
                     min_silence_s: float = 0.3, loud_db: float | None = None) -> list[tuple[int, int]]:
-    """Return (start, end) sample ranges covering the speech, each at most ``max_seconds`` long.
+    """Return (start, end) sample ranges covering the speech, each at most ``max_seconds`` long:
+    the pieces of :func:`split_with_speech` without their speech spans."""
+    return [(start, end) for start, end, _ in split_with_speech(samples, sample_rate, max_seconds, min_silence_s, loud_db)]
+
+
+def split_with_speech(samples: np.ndarray, sample_rate: int = SAMPLE_RATE, max_seconds: float = MAX_SEGMENT_S,
+                      min_silence_s: float = 0.3, loud_db: float | None = None) -> list[tuple[int, int, tuple[int, int]]]:
+    """Return (start, end, speech) for each piece: its sample range, at most ``max_seconds`` long,
+    and the (start, end) range inside it that holds the speech, without the context around it.
 
     Frames quieter than an adaptive threshold (relative to the recording's own loud frames, or
     to ``loud_db`` when given) count as silence; runs of silence of at least ``min_silence_s``
@@ -31,7 +39,7 @@ def split_at_pauses(samples: np.ndarray, sample_rate: int = SAMPLE_RATE, max_sec
     hop = int(FRAME_S * sample_rate)
     frames = len(samples) // hop
     if frames == 0:
-        return [(0, len(samples))] if len(samples) and np.abs(samples).max() > 1e-3 else []
+        return [(0, len(samples), (0, len(samples)))] if len(samples) and np.abs(samples).max() > 1e-3 else []
     energy = _frame_energy_db(samples[: frames * hop].reshape(frames, hop))
     loud = float(np.percentile(energy, 95)) if loud_db is None else loud_db
     if loud < SILENCE_DB:  # digital silence or close to it
@@ -41,9 +49,10 @@ def split_at_pauses(samples: np.ndarray, sample_rate: int = SAMPLE_RATE, max_sec
     regions = _speech_regions(speech, int(min_silence_s / FRAME_S))
     pad = int(PAD_S / FRAME_S)
     max_frames = int(max_seconds / FRAME_S) - 2 * pad  # room for the context on both sides
-    pieces = [piece for region in regions for piece in _cut_long(region, energy, max_frames)]
-    bounds = _padded(_join_short(pieces, max_frames), pad, frames)
-    return [(s * hop, e * hop if e < frames else len(samples)) for s, e in bounds]
+    pieces = _join_short([piece for region in regions for piece in _cut_long(region, energy, max_frames)], max_frames)
+    in_samples = [(s * hop, e * hop if e < frames else len(samples)) for s, e in _padded(pieces, pad, frames)]
+    return [(start, end, (speech_start * hop - start, min(speech_end * hop, end) - start))
+            for (start, end), (speech_start, speech_end) in zip(in_samples, pieces)]
 
 
 def loudness_db(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> float:
@@ -59,6 +68,7 @@ def loudness_db(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> float:
 class Piece:
     start: int  # sample offset in the whole stream
     samples: np.ndarray
+    speech: tuple[int, int]  # the samples that hold speech, without the context around them
 
 
 class PauseSplitter:
@@ -100,16 +110,16 @@ class PauseSplitter:
             loud = max(loud, self._loud - 6.0)
         self._loud = loud
         single = final and self._offset == 0  # the whole stream at once: behave like split_at_pauses
-        ranges = split_at_pauses(window, self.rate, self.max_seconds, self.min_silence_s, None if single else loud)
+        ranges = split_with_speech(window, self.rate, self.max_seconds, self.min_silence_s, None if single else loud)
         if final:
             keep, consumed = ranges, len(audio)
         else:
-            keep = [(s, e) for s, e in ranges if e <= len(window) - self.hold]
+            keep = [(s, e, speech) for s, e, speech in ranges if e <= len(window) - self.hold]
             consumed = keep[-1][1] if keep else len(window) - self.hold
             if not keep and ranges:  # one region runs to the window's end: keep from its start
                 consumed = min(consumed, ranges[0][0])
             consumed = max(consumed, 1)
-        pieces = [Piece(self._offset + s, audio[s:e].copy()) for s, e in keep]
+        pieces = [Piece(self._offset + s, audio[s:e].copy(), speech) for s, e, speech in keep]
         rest = audio[consumed:]
         self._buffer = [rest] if len(rest) else []
         self._buffered = len(rest)

@@ -32,6 +32,7 @@ AudioSource = Union[str, Path, tuple[str, np.ndarray], tuple[str, bytes], Source
 WordTiming = Literal["ctc", "attention"]
 GROUP_SECONDS = 600.0  # audio decoded together: bounds memory, gives batches of similar lengths
 BATCH_FRAMES = 30_000  # padded feature frames per decoder batch
+SPEECH_MARGIN_S = 0.1  # segments and word times may reach this far beyond the detected speech
 MIN_PIECE_S = 0.1  # shorter pieces are padded with silence so the encoder has frames to work on
 
 
@@ -90,6 +91,7 @@ class Progress:
 class _Piece:
     index: int  # which source
     start: int  # sample offset of this piece in its source
+    speech: tuple[int, int]  # the samples of the piece that hold speech (the rest is context)
     features: torch.Tensor
 
 
@@ -144,12 +146,12 @@ def transcribe_many(model: LoadedModel, sources: Iterable[AudioSource], options:
             for block in _blocks(state):
                 state.samples_read += len(block)
                 for piece in splitter.feed(block):
-                    pool.append(_Piece(index, piece.start, _features(model, piece.samples)))
+                    pool.append(_Piece(index, piece.start, piece.speech, _features(model, piece.samples)))
                     state.pieces_waiting += 1
                 if _pool_seconds(model, pool) >= GROUP_SECONDS:
                     yield from flush()
             for piece in splitter.finish():
-                pool.append(_Piece(index, piece.start, _features(model, piece.samples)))
+                pool.append(_Piece(index, piece.start, piece.speech, _features(model, piece.samples)))
                 state.pieces_waiting += 1
         state.read_all = True
         if _pool_seconds(model, pool) >= GROUP_SECONDS or (not pool and next_out == index):
@@ -247,17 +249,24 @@ def decode_pieces(model: LoadedModel, features: list[torch.Tensor],
 
 def _segment(model: LoadedModel, piece: _Piece, hyp: Hypothesis, ctc: np.ndarray, keep_attention: bool,
              word_timing: WordTiming) -> Segment:
+    """The piece's transcript, timed within its speech (the context around it is left out: the CTC
+    head tends to fire a piece's first character on its very first frame, silence or not)."""
     frame_s = model.feature_config.frame_shift_ms / 1000 * SUBSAMPLING
-    offset = piece.start / model.feature_config.sample_rate
+    rate = model.feature_config.sample_rate
+    offset = piece.start / rate
     duration = len(piece.features) * model.feature_config.frame_shift_ms / 1000
+    first = offset + max(0.0, piece.speech[0] / rate - SPEECH_MARGIN_S)
+    last = offset + min(duration, piece.speech[1] / rate + SPEECH_MARGIN_S)
     attention = np.stack(hyp.attention) if hyp.attention else None
-    spans = word_spans(model, hyp, ctc, attention, word_timing)
-    words = [Word(s.text, round(offset + s.start_frame * frame_s, 3),
-                  round(offset + min(duration, max(s.end_frame, s.start_frame + 1) * frame_s), 3),
-                  round(word_confidence(hyp.token_log_probs, s.positions), 4)) for s in spans]
+    words = []
+    for span in word_spans(model, hyp, ctc, attention, word_timing):
+        start = min(max(offset + span.start_frame * frame_s, first), last)
+        end = min(max(offset + max(span.end_frame, span.start_frame + 1) * frame_s, start), last)
+        words.append(Word(span.text, round(start, 3), round(end, 3),
+                          round(word_confidence(hyp.token_log_probs, span.positions), 4)))
     text = model.vocab.decode(hyp.tokens)
     confidence = math.exp(float(np.mean(hyp.token_log_probs))) if hyp.token_log_probs else 1.0
-    return Segment(offset, offset + duration, text, words, attention if keep_attention else None, confidence)
+    return Segment(round(first, 3), round(last, 3), text, words, attention if keep_attention else None, confidence)
 
 
 def word_spans(model: LoadedModel, hyp: Hypothesis, ctc: np.ndarray, attention: np.ndarray | None,

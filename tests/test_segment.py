@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from conftest import speech_like
-from speechcli.segment import MAX_SEGMENT_S, PauseSplitter, split_at_pauses
+from speechcli.segment import MAX_SEGMENT_S, PauseSplitter, split_at_pauses, split_with_speech
 
 RATE = 16_000
 
@@ -43,6 +43,23 @@ def test_phrases_are_joined_up_to_the_limit_and_split_in_pauses():
         inside = [s for s, e in pieces if s / RATE <= burst_start and (burst_start + seconds) <= e / RATE + 0.1]
         assert len(inside) == 1
     assert all(end <= next_start for (_, end), (next_start, _) in zip(pieces, pieces[1:]))
+
+
+def test_each_piece_knows_where_its_speech_is():
+    layout = [(3.0, 2.0), (6.0, 1.5), (30.0, 3.0), (36.0, 2.0)]
+    audio = _speech_with_pauses(layout, 45.0, seed=5)
+    pieces = split_with_speech(audio)
+    assert [(s, e) for s, e, _ in pieces] == split_at_pauses(audio)
+    assert len(pieces) == 2
+    for (start, end, (speech_start, speech_end)), phrases in zip(pieces, (layout[:2], layout[2:])):
+        assert 0 <= speech_start < speech_end <= end - start
+        first, last = phrases[0][0], phrases[-1][0] + phrases[-1][1]
+        assert abs((start + speech_start) / RATE - first) < 0.1  # the context before is left out ...
+        assert abs((start + speech_end) / RATE - last) < 0.1  # ... and after
+        assert speech_start >= 1.9 * RATE  # while the piece itself keeps 2 s of it
+    splitter = PauseSplitter(RATE, window_s=50)
+    streamed = splitter.feed(audio) + splitter.finish()
+    assert [(p.start, p.start + len(p.samples), p.speech) for p in streamed] == pieces
 
 
 def test_continuous_speech_is_cut_below_the_limit():

@@ -99,6 +99,20 @@ def test_long_recording_offsets_point_into_the_original_file(tiny, tmp_path):
     assert events[-1].finished and events[-1].seconds_done > 15 and events[-1].duration == pytest.approx(80.0)
 
 
+def test_segments_and_word_times_stay_within_the_speech(tiny, tmp_path):
+    # the context kept around a piece is silence: no segment or word may start or end in it
+    audio = 0.002 * np.random.default_rng(1).standard_normal(12 * RATE)
+    burst = speech_like(3.0, seed=7)
+    audio[4 * RATE : 4 * RATE + len(burst)] += burst
+    path = tmp_path / "late.wav"
+    soundfile.write(path, audio.astype(np.float32), RATE)
+    result = transcribe(tiny, path, GREEDY)
+    assert len(result.segments) == 1
+    segment = result.segments[0]
+    assert 3.8 <= segment.start <= 4.0 and 7.0 <= segment.end <= 7.2
+    assert segment.words and all(segment.start <= w.start <= w.end <= segment.end for w in segment.words)
+
+
 def test_truncated_wav_is_transcribed_with_a_warning(tiny, tmp_path):
     path = write_speech_wav(tmp_path / "cut.wav", 2.0)
     data = path.read_bytes()
