@@ -60,7 +60,7 @@ LmWeightOption = Annotated[Optional[float], typer.Option(min=0.0, help="Weight o
 WordLmWeightOption = Annotated[Optional[float], typer.Option(min=0.0, help="Weight of the model's word language model, which rescores each completed word in beam search (default: the model's own setting; 0 = off).")]
 SHAPE_DEFAULT = "Model shape (default: the --init-from or resumed checkpoint's, else"
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or info on stderr; errors only.")]
-Int8Option = Annotated[bool, typer.Option("--int8", help="int8 dynamic quantisation of the LSTMs and large linear layers (CPU only): about 1.2× faster with the shipped model's beam of 8 and 1.7× greedy, with WER within 0.8 points of float on our dev sets.")]
+Int8Option = Annotated[bool, typer.Option("--int8", help="int8 dynamic quantisation of the LSTMs and large linear layers (CPU only): about 1.2× faster with the shipped model's beam of 8 and 1.5× greedy, with WER within 0.8 points of float on our dev sets.")]
 
 
 def main() -> None:
