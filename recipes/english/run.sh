@@ -3,7 +3,7 @@
 #   recipes/english/run.sh corpus     # synthesise + split (about 11 min on 2 cores)
 #   recipes/english/run.sh features   # log-mel caches of train and dev sets
 #   recipes/english/run.sh train      # background training, log in runs/english.log (resumes from last.pt)
-#   recipes/english/run.sh export     # runs/english/last.pt (or the checkpoint given) + character LM -> models/base.pt
+#   recipes/english/run.sh export     # runs/english/last.pt (or the checkpoint given) + character and word LMs -> models/base.pt
 #   recipes/english/run.sh evaluate   # WER/CER on every dev set
 set -euo pipefail
 cd "$(dirname "$0")/../.."
