@@ -195,7 +195,9 @@ class _LMFusion:
 
     The character LM scores every character. With a word LM, a character that completes a word
     (a space or <eos>) also swaps the character LM's score of that word for the word LM's; a
-    word the word LM does not know keeps its character score and pays the OOV penalty.
+    word the word LM does not know keeps its character score and pays the OOV penalty. Without
+    an active character LM, nothing would judge an unknown word's spelling, so it also gets the
+    word LM's share for unknown words.
     """
 
     def __init__(self, lm: CharNgramLM | None, word_lm: WordNgramLM | None, options: DecodingOptions,
@@ -224,11 +226,15 @@ class _LMFusion:
         """What completing the last word of ``text`` adds: word LM in, character LM out."""
         cut = text.rfind(" ") + 1
         word = text[cut:]
-        if not word:
-            return 0.0
-        if word not in self.word_lm:
-            return self.options.oov_penalty
         history = text[:cut].split()[1 - self.word_lm.order:] if self.word_lm.order > 1 else []
+        if not word:  # nothing to complete; at the end, the sentence's end still swaps
+            if not at_end or not history:
+                return 0.0
+            end_score = self.options.word_lm_weight * self.word_lm.log_prob(history, END)
+            return end_score - self.options.lm_weight * self._char_score(text, EOS)
+        if word not in self.word_lm:
+            unknown = 0.0 if self.lm else self.options.word_lm_weight * self.word_lm.unknown_log_prob
+            return self.options.oov_penalty + unknown
         key = (" ".join(history), word, at_end)
         if key not in self._word_scores:
             word_score = self.word_lm.log_prob(history, word)
@@ -263,7 +269,7 @@ def _beam_group(model: Seq2Seq, states: torch.Tensor, lengths: np.ndarray, ctc: 
     last = np.full(batch, -1)  # last token of each row's prefix; -1 = empty
     n_tokens = np.zeros(batch, dtype=np.int64)
     entry = np.full(batch, -1)  # each row's entry in the latest _Step
-    texts, lm_scores = [""] * batch, np.zeros(batch)  # for LM fusion only
+    texts, fusion_scores = [""] * batch, np.zeros(batch)  # for LM fusion only: weighted LM totals
     ctc_r = torch.stack([torch.full(ctc.shape[:2], NEG_INF, dtype=ctc.dtype), torch.cumsum(ctc[:, :, blank], dim=1)])
     ctc_r = ctc_r.permute(0, 2, 1)  # (2, frames, rows): forward variables r_n, r_b of each prefix
     keys, values, row_mask, row_utts = all_keys, states, mask, utt
@@ -305,7 +311,7 @@ def _beam_group(model: Seq2Seq, states: torch.Tensor, lengths: np.ndarray, ctc: 
         cand_ctc = np.where(chars == eos, ends, cand_ctc)
         joint = (1 - weight) * cand_att + weight * cand_ctc
         if fusion:
-            cand_lm = fusion.candidate_scores(texts, lm_scores, cand_rows, chars)
+            cand_lm = fusion.candidate_scores(texts, fusion_scores, cand_rows, chars)
             joint = joint + cand_lm
 
         # the best `width` candidates of each utterance
@@ -357,7 +363,7 @@ def _beam_group(model: Seq2Seq, states: torch.Tensor, lengths: np.ndarray, ctc: 
         utt, slot = np.array(new_utts, dtype=np.int64), np.array(new_slots, dtype=np.int64)
         att_scores, last = cand_att[columns], chars[columns]
         if fusion:
-            texts, lm_scores = fusion.extend(texts, parents, chars[columns]), cand_lm[columns]
+            texts, fusion_scores = fusion.extend(texts, parents, chars[columns]), cand_lm[columns]
         n_tokens = n_tokens[parents] + 1
         entry = np.array([entry_of[c] for c in new_columns], dtype=np.int64)
 

@@ -50,7 +50,8 @@ class Segment:
     end: float
     text: str
     words: list[Word] = field(default_factory=list)
-    attention: np.ndarray | None = None  # (characters + 1, encoder frames), kept only when asked for
+    attention: np.ndarray | None = None  # (characters + 1, encoder frames of the whole piece, which may start before
+    # ``start``: the piece is decoded with silence around its speech), kept only when asked for
     confidence: float = 1.0
 
 
@@ -260,8 +261,8 @@ def _segment(model: LoadedModel, piece: _Piece, hyp: Hypothesis, ctc: np.ndarray
     attention = np.stack(hyp.attention) if hyp.attention else None
     words = []
     for span in word_spans(model, hyp, ctc, attention, word_timing):
-        start = min(max(offset + span.start_frame * frame_s, first), last)
-        end = min(max(offset + max(span.end_frame, span.start_frame + 1) * frame_s, start), last)
+        start = min(max(offset + span.start_frame * frame_s, first), max(first, last - frame_s))
+        end = min(max(offset + span.end_frame * frame_s, start + frame_s), last)
         words.append(Word(span.text, round(start, 3), round(end, 3),
                           round(word_confidence(hyp.token_log_probs, span.positions), 4)))
     text = model.vocab.decode(hyp.tokens)

@@ -28,17 +28,25 @@ class WordNgramLM:
         floor is spread over ``words``, whose <s> slot stands for the unknown words' share."""
         if len(words) >= 2**ID_BITS:
             raise ValueError(f"at most {2**ID_BITS - 1} words")
+        if order * ID_BITS > 63:
+            raise ValueError(f"order {order}: the keys hold at most {63 // ID_BITS} words")
         self.order = order
         self.words = words
         self.ids = {word: i for i, word in enumerate(words)}
         self.keys, self.log_probs, self.log_backoffs = keys, log_probs, log_backoffs
+        known = np.exp(log_probs[0][~np.isnan(log_probs[0])].astype(np.float64)).sum()
+        self.unknown_log_prob = float(np.log(max(1.0 - known, 1e-12)))  # the share no known word takes
 
     def __contains__(self, word: str) -> bool:
         return word in self.ids and word not in (START, END)
 
     @classmethod
     def train(cls, sentences: Iterable[str], order: int = 3, min_count: int = 2) -> "WordNgramLM":
-        """Count the n-grams of normalised sentences; the highest order keeps those seen ``min_count`` times."""
+        """Count the n-grams of normalised sentences; the highest order (above unigrams) keeps those
+        seen ``min_count`` times."""
+        if order * ID_BITS > 63:
+            raise ValueError(f"order {order}: the keys hold at most {63 // ID_BITS} words")
+        min_count = min_count if order > 1 else 1
         counts = _kneser_ney_counts(sentences, order)
         words = [START, END] + sorted({g[0] for g in counts[0]} - {START, END})
         ids = {word: i for i, word in enumerate(words)}
@@ -135,7 +143,7 @@ def _context_masses(level: Counter, min_count: int) -> tuple[dict, dict]:
     totals, freed = defaultdict(int), defaultdict(float)
     for gram, count in level.items():
         totals[gram[:-1]] += count
-        freed[gram[:-1]] += DISCOUNT if count >= min_count else max(count - DISCOUNT, 0) + DISCOUNT
+        freed[gram[:-1]] += DISCOUNT if count >= min_count else count  # a dropped n-gram's whole count
     return totals, {context: freed[context] / totals[context] for context in totals}
 
 

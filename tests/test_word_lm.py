@@ -88,11 +88,47 @@ def test_completing_a_known_word_swaps_its_character_score_for_the_word_score(lm
 
 
 def test_completing_an_unknown_word_pays_the_oov_penalty(lm):
+    char_lm = CharNgramLM.train(SENTENCES, order=4, min_count=1)
+    vocab, fusion = _fusion(char_lm, lm, lm_weight=0.5, word_lm_weight=1.0, oov_penalty=-3.0)
+    space = vocab.encode(" ")[0]
+    scores = fusion.candidate_scores(["the zebra"], np.array([1.0]), np.array([0]), np.array([space]))
+    assert scores[0] == pytest.approx(1.0 + 0.5 * float(char_lm.next_log_probs("the zebra")[_code(" ")]) - 3.0)
+
+
+def test_without_a_character_lm_an_unknown_word_also_pays_the_unknown_share(lm):
+    # else nothing would judge its spelling, and "the kat" would beat "the cat"
     vocab, fusion = _fusion(None, lm, word_lm_weight=1.0, oov_penalty=-3.0)
     space = vocab.encode(" ")[0]
     scores = fusion.candidate_scores(["the zebra", "the cat"], np.array([1.0, 1.0]), np.array([0, 1]), np.array([space, space]))
-    assert scores[0] == pytest.approx(1.0 - 3.0)
+    assert scores[0] == pytest.approx(1.0 - 3.0 + lm.unknown_log_prob)
     assert scores[1] == pytest.approx(1.0 + lm.log_prob(["the"], "cat"))
+    assert lm.unknown_log_prob == pytest.approx(math.log(1 - _total_probability(lm, ["zebra", "zebra"])))
+
+
+def _fused_total(fusion, vocab, text: str) -> float:
+    """The fusion's running total after spelling ``text`` and ending it, one character at a time, as the beam does."""
+    total = np.zeros(1)
+    for i, token in enumerate(vocab.encode(text) + [vocab.eos_id]):
+        total = fusion.candidate_scores([text[:i]], total, np.zeros(1, dtype=np.int64), np.array([token]))
+    return float(total[0])
+
+
+def test_a_sentence_of_known_words_is_scored_by_the_word_lm_alone(lm):
+    # every character belongs to a completed word (with the space or end after it), so all of the
+    # character LM's score is swapped out, across several words
+    char_lm = CharNgramLM.train(SENTENCES, order=4, min_count=1)
+    vocab, fusion = _fusion(char_lm, lm, lm_weight=0.5, word_lm_weight=2.0)
+    for sentence in ("the cat sat on the mat", "a dog", "the floor is on a log"):
+        assert _fused_total(fusion, vocab, sentence) == pytest.approx(2.0 * lm.score(sentence), abs=1e-3)
+    # a trailing space changes nothing: the end still swaps the character LM's for the word LM's
+    assert _fused_total(fusion, vocab, "a dog ") == pytest.approx(2.0 * lm.score("a dog"), abs=1e-3)
+
+
+def test_orders_beyond_what_the_keys_hold_are_refused_and_unigrams_keep_every_word():
+    with pytest.raises(ValueError, match="order 4"):
+        WordNgramLM.train(SENTENCES, order=4)
+    unigrams = WordNgramLM.train(SENTENCES + ["zebra"], order=1, min_count=2)
+    assert "zebra" in unigrams and unigrams.log_prob([], "zebra") < unigrams.log_prob([], "the")
 
 
 def test_a_word_lm_with_weight_zero_leaves_beam_search_unchanged(lm):

@@ -19,6 +19,7 @@ import random
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from speechcli.checkpoint import read_bundle, write_bundle
@@ -104,7 +105,7 @@ def main() -> None:
         bundle["info"]["decoding"].update(word_lm_weight=args.word_lm_weight, oov_penalty=args.oov_penalty)
         bundle["info"]["word_lm"] = {"order": args.word_lm_order, "min_count": args.word_lm_min_count,
                                      "sentences": len(sentences), "words": len(word_lm.words) - 2,
-                                     "ngrams": [len(keys) for keys in word_lm.keys]}
+                                     "ngrams": [int((~np.isnan(p)).sum()) for p in word_lm.log_probs]}
     write_bundle(args.out, bundle)
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB)", file=sys.stderr)
 
