@@ -110,23 +110,26 @@ class _Pending:
     failure: Failure | None = None
 
 
-def transcribe(model: LoadedModel, audio: AudioSource, options: DecodingOptions = DecodingOptions(),
+def transcribe(model: LoadedModel, audio: AudioSource, options: DecodingOptions | None = None,
                keep_attention: bool = True) -> Transcript:
-    """Transcribe one file (or ``(name, samples)``); raises :class:`SpeechCLIError` on bad input."""
+    """Transcribe one file (or ``(name, samples)``); raises :class:`SpeechCLIError` on bad input.
+    ``options`` default to the model's own (``model.decoding_options()``), as on the command line."""
     result = next(transcribe_many(model, [audio], options, keep_attention=keep_attention))
     if isinstance(result, Failure):
         raise result.error
     return result
 
 
-def transcribe_many(model: LoadedModel, sources: Iterable[AudioSource], options: DecodingOptions = DecodingOptions(),
+def transcribe_many(model: LoadedModel, sources: Iterable[AudioSource], options: DecodingOptions | None = None,
                     on_progress: Callable[[Progress], None] | None = None, keep_attention: bool = False,
                     word_timing: WordTiming = "ctc") -> Iterator[Transcript | Failure]:
     """Yield one Transcript or Failure per source, in input order, batching pieces across sources.
+    ``options`` default to the model's own (``model.decoding_options()``).
 
     Memory stays bounded by ``GROUP_SECONDS`` of features plus one read block per source in
     flight, whatever the sources' lengths. ``on_progress`` is called after each decoded batch.
     """
+    options = options or model.decoding_options()
     rate = model.feature_config.sample_rate
     pending: dict[int, _Pending] = {}
     pool: list[_Piece] = []

@@ -99,6 +99,23 @@ def test_long_recording_offsets_point_into_the_original_file(tiny, tmp_path):
     assert events[-1].finished and events[-1].seconds_done > 15 and events[-1].duration == pytest.approx(80.0)
 
 
+def test_decoding_defaults_to_the_models_own_settings(tiny, speech_wav, monkeypatch):
+    # as on the command line: the Python API used to decode with DecodingOptions() (beam 4, no LMs)
+    import dataclasses
+
+    import speechcli.transcription as transcription
+
+    seen = []
+    decode = transcription.decode_pieces
+    monkeypatch.setattr(transcription, "decode_pieces", lambda m, f, options: seen.append(options) or decode(m, f, options))
+    tuned = dataclasses.replace(tiny, info={"decoding": {"beam_size": 1, "ctc_weight": 0.6}})
+    transcribe(tuned, speech_wav)
+    list(transcribe_many(tuned, [speech_wav]))
+    assert [(o.beam_size, o.ctc_weight) for o in seen] == [(1, 0.6), (1, 0.6)]
+    transcribe(tuned, speech_wav, DecodingOptions(beam_size=2))
+    assert seen[-1].beam_size == 2
+
+
 def test_segments_and_word_times_stay_within_the_speech(tiny, tmp_path):
     # the context kept around a piece is silence: no segment or word may start or end in it
     audio = 0.002 * np.random.default_rng(1).standard_normal(12 * RATE)
