@@ -9,7 +9,6 @@ import numpy as np
 
 from .audio import load_audio, log_mel
 from .checkpoint import LoadedModel
-from .decoding import DecodingOptions
 from .errors import AudioError
 from .model import SUBSAMPLING
 from .plotting import plot_attention
@@ -34,7 +33,8 @@ def attention_view(loaded: LoadedModel, path: Path, out_png: Path, beam_size: in
     if not pieces:
         raise AudioError(f"{path}: no speech found (the audio is silent)")
     start, end = pieces[0]
-    transcript = transcribe(loaded, (str(path), samples[start:end]), DecodingOptions(beam_size=beam_size))
+    # the model's own CTC and LM weights, as transcribe uses them (they matter only when beam_size > 1)
+    transcript = transcribe(loaded, (str(path), samples[start:end]), loaded.decoding_options(beam_size=beam_size))
     segment = transcript.segments[0]
     characters = list(segment.text) + ["<eos>"]
     encoder_frame_s = loaded.feature_config.frame_shift_ms / 1000 * SUBSAMPLING

@@ -113,6 +113,23 @@ def _corpus(directory: Path, extra: dict[str, str] | None = None) -> Path:
     return manifest
 
 
+def test_visualize_attention_beam_uses_the_models_weights(tiny_model_path, tmp_path, speech_wav, monkeypatch):
+    import torch
+
+    import speechcli.attention_view
+
+    bundle = torch.load(tiny_model_path, weights_only=True)
+    bundle["info"] = {"decoding": {"ctc_weight": 0.6}}
+    tuned = tmp_path / "tuned.pt"
+    torch.save(bundle, tuned)
+    seen = []
+    real = speechcli.attention_view.transcribe
+    monkeypatch.setattr(speechcli.attention_view, "transcribe", lambda m, audio, options: seen.append(options) or real(m, audio, options))
+    result = invoke("visualize-attention", speech_wav, *_common(tuned), "--out", tmp_path / "a.png", "--beam-size", "3")
+    assert result.exit_code == 0, result.stderr
+    assert [(o.beam_size, o.ctc_weight) for o in seen] == [(3, 0.6)]
+
+
 @pytest.mark.parametrize("command", ["transcribe", "evaluate"])
 def test_decoding_flags_reach_the_search(command, tiny_model_path, tmp_path, monkeypatch):
     import speechcli.transcription
