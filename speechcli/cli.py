@@ -169,8 +169,8 @@ def transcribe(
         print_error(str(source.error))
     todo = [s for s in sources if s.error is None]
     if todo:
-        failed_count = _transcribe_run(todo, model, format, output_dir, (beam_size, lm_weight, word_lm_weight), device, threads,
-                                       int8, quiet)
+        failed_count = _transcribe_run(todo, len(sources), model, format, output_dir, (beam_size, lm_weight, word_lm_weight),
+                                       device, threads, int8, quiet)
     else:
         failed_count = 0
         _transcribe_log(quiet, "no inputs to transcribe")
@@ -221,9 +221,11 @@ def _transcribe_check_output_dir(output_dir: Path) -> None:
         raise fail(f"--output-dir {output_dir}: cannot write there ({error.strerror or error})") from None
 
 
-def _transcribe_run(sources, model, format, output_dir, decoding, device, threads, int8, quiet) -> int:
+def _transcribe_run(sources, inputs_given, model, format, output_dir, decoding, device, threads, int8, quiet) -> int:
     """Transcribe, write results as they come, show progress; return how many inputs failed.
 
+    ``inputs_given`` counts the inputs that failed before decoding too: stdout's shape (one plain
+    line, or NAME<TAB>TEXT lines) must not depend on which inputs could be opened.
     ``decoding``: (beam size, LM weight, word LM weight), each None for the model's own setting."""
     from .errors import SpeechCLIError
     from .transcription import Failure, transcribe_many
@@ -234,7 +236,7 @@ def _transcribe_run(sources, model, format, output_dir, decoding, device, thread
     except SpeechCLIError as error:
         raise fail(str(error)) from None
     chosen = formats_for(OutputFormat(format.value))
-    sink = _TranscribeSink(chosen, output_dir, sources, quiet) if output_dir else _TranscribeStdout(chosen[0], len(sources))
+    sink = _TranscribeSink(chosen, output_dir, sources, quiet) if output_dir else _TranscribeStdout(chosen[0], inputs_given)
     failed = 0
     with _TranscribeProgress(len(sources), quiet) as progress:
         results = transcribe_many(loaded, sources, loaded.decoding_options(*decoding), on_progress=progress.update)

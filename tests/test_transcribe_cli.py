@@ -177,6 +177,16 @@ def test_each_bad_input_alone_exits_1(run, tmp_path, name):
     assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("error: ")
 
 
+@pytest.mark.parametrize("name", ["missing", "zero bytes", "text as wav"])
+def test_stdout_keeps_the_several_inputs_shape_when_some_fail(run, speech_wav, tmp_path, name):
+    # scripts split these lines on the tab: whether an input could be opened must not change that
+    bad = _bad_inputs(tmp_path)[name]
+    result = run(speech_wav, bad, "--quiet")
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{speech_wav}\t")
+
+
 def test_unwritable_output_dir(run, speech_wav, tmp_path):
     blocker = tmp_path / "a file"
     blocker.write_text("x")
