@@ -131,7 +131,10 @@ def open_stream(source: Source, sample_rate: int = SAMPLE_RATE, block_s: float =
     try:
         sound = soundfile.SoundFile(handle)
     except Exception as error:  # libsndfile reports bad data as several exception types
-        raise AudioError(f"{name}: not a readable audio file ({_first_line(error)})") from None
+        reason = _first_line(error)
+        if source.data is not None:  # libsndfile names the in-memory buffer by its repr: drop that
+            reason = reason.replace(f"Error opening {handle!r}: ", "")
+        raise AudioError(f"{name}: not a readable audio file ({reason})") from None
     file_rate = sound.samplerate
     declared = sound.frames if 0 < sound.frames < 2**62 else None
     duration = declared / file_rate if declared else None

@@ -96,6 +96,9 @@ def test_files_from_list_and_stdin(run, tmp_path):
     data = json.loads(audio_on_stdin.stdout)
     assert audio_on_stdin.exit_code == 0 and data["file"] == "<stdin>"
     assert data["text"] == json.loads(from_file.stdout.splitlines()[0])["text"]
+    not_audio = run("-", input=b"plain text, not audio")
+    assert not_audio.exit_code == 1
+    assert _error_lines(not_audio)[0] == "error: <stdin>: not a readable audio file (Format not recognised.)"
 
 
 def _bad_inputs(tmp: Path) -> dict[str, Path]:
