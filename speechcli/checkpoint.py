@@ -7,6 +7,7 @@ Everything is stored as plain tensors, dicts, lists and numbers so that
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,9 +91,11 @@ def read_bundle(path: Path) -> dict:
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
     try:
-        bundle = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about foreign pickles before it refuses them
+            warnings.simplefilter("ignore")
+            bundle = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        raise CheckpointError(f"{path}: not a readable speechcli checkpoint ({(str(error).splitlines() or [type(error).__name__])[0][:120]})") from None
+        raise CheckpointError(f"{path}: not a readable speechcli checkpoint ({_load_failure(path)})") from None
     if not isinstance(bundle, dict) or bundle.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{path}: not a speechcli checkpoint of format version {FORMAT_VERSION}")
     return bundle
@@ -135,6 +138,20 @@ def default_model_path() -> Path:
     if candidate.is_file():
         return candidate
     raise CheckpointError("no default model found (models/base.pt is missing); pass --model PATH")
+
+
+def _load_failure(path: Path) -> str:
+    """Why torch.load refused a file, in words a user can act on (torch's own text is pages long)."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(4)
+    except OSError as error:
+        return error.strerror or type(error).__name__
+    if head == b"PK\x03\x04":  # torch's zip format
+        return "a PyTorch file that holds more than plain tensors, or a damaged one"
+    if head[:1] == b"\x80":  # a pickle protocol marker
+        return "a Python pickle, not a PyTorch checkpoint"
+    return "not a PyTorch file"
 
 
 def _unwrap(model: torch.nn.Module) -> Seq2Seq:

@@ -92,6 +92,18 @@ def test_corrupt_checkpoint(tmp_path, content):
     with pytest.raises(CheckpointError) as info:
         load_model(path)
     assert str(path) in str(info.value) and "\n" not in str(info.value)
+    expected = "more than plain tensors, or a damaged one)" if content.startswith(b"PK") else "(not a PyTorch file)"
+    assert str(info.value).endswith(expected)
+
+
+def test_a_foreign_pickle_is_refused_in_words_and_without_warnings(tmp_path, recwarn):
+    import pickle
+
+    path = tmp_path / "other.pt"
+    path.write_bytes(pickle.dumps({"weights": {1, 2}}, protocol=4))
+    with pytest.raises(CheckpointError, match=r"\(a Python pickle, not a PyTorch checkpoint\)"):
+        load_model(path)
+    assert not [w for w in recwarn if "pickle" in str(w.message)]
 
 
 def test_truncated_checkpoint(tmp_path, saved):
