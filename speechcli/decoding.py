@@ -184,9 +184,8 @@ def beam_search_batch(model: Seq2Seq, states: torch.Tensor, enc_lengths: torch.T
     """
     lengths = enc_lengths.cpu().numpy().astype(np.int64)
     ctc = np.asarray(ctc, dtype=np.float64)
-    fusion = None
-    if (lm and options.lm_weight) or (word_lm and options.word_lm_weight):
-        fusion = _LMFusion(lm, word_lm, options, ctc.shape[2], model.blank_id, model.sos_id)
+    fusion = _LMFusion(lm, word_lm, options, ctc.shape[2], model.blank_id, model.sos_id)
+    fusion = fusion if fusion.lm or fusion.word_lm else None  # no LM with a weight: plain search
     return _by_groups(lambda s, n, c: _beam_group(model, s, n, c, options, fusion), BEAM_GROUP_RATIO, states, lengths, ctc)
 
 

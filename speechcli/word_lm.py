@@ -28,8 +28,7 @@ class WordNgramLM:
         floor is spread over ``words``, whose <s> slot stands for the unknown words' share."""
         if len(words) >= 2**ID_BITS:
             raise ValueError(f"at most {2**ID_BITS - 1} words")
-        if order * ID_BITS > 63:
-            raise ValueError(f"order {order}: the keys hold at most {63 // ID_BITS} words")
+        _check_order(order)
         self.order = order
         self.words = words
         self.ids = {word: i for i, word in enumerate(words)}
@@ -44,8 +43,7 @@ class WordNgramLM:
     def train(cls, sentences: Iterable[str], order: int = 3, min_count: int = 2) -> "WordNgramLM":
         """Count the n-grams of normalised sentences; the highest order (above unigrams) keeps those
         seen ``min_count`` times."""
-        if order * ID_BITS > 63:
-            raise ValueError(f"order {order}: the keys hold at most {63 // ID_BITS} words")
+        _check_order(order)
         min_count = min_count if order > 1 else 1
         counts = _kneser_ney_counts(sentences, order)
         words = [START, END] + sorted({g[0] for g in counts[0]} - {START, END})
@@ -62,8 +60,8 @@ class WordNgramLM:
                     continue
                 lower = probabilities[gram[1:]] if k else 1 / len(words)
                 level_probs[gram] = max(count - DISCOUNT, 0) / totals[gram[:-1]] + backoffs[gram[:-1]] * lower
-            entries = sorted(set(level_probs) | set(next_backoffs), key=lambda g: _key(g, ids))
-            keys.append(np.array([_key(g, ids) for g in entries], dtype=np.int64))
+            entries = sorted(set(level_probs) | set(next_backoffs), key=lambda g: _pack([ids[w] for w in g]))
+            keys.append(np.array([_pack([ids[w] for w in g]) for g in entries], dtype=np.int64))
             log_probs.append(np.log([level_probs.get(g, np.nan) for g in entries]))
             log_backoffs.append(np.log([next_backoffs.get(g, 1.0) for g in entries]))
             probabilities = level_probs
@@ -95,9 +93,7 @@ class WordNgramLM:
         return sum(self.log_prob(words[:i], w) for i, w in enumerate(words + [END]))
 
     def _find(self, level: int, ids: list[int]) -> int | None:
-        key = 0
-        for i in ids:
-            key = (key << ID_BITS) | i
+        key = _pack(ids)
         keys = self.keys[level]
         row = int(np.searchsorted(keys, key))
         return row if row < len(keys) and keys[row] == key else None
@@ -147,8 +143,14 @@ def _context_masses(level: Counter, min_count: int) -> tuple[dict, dict]:
     return totals, {context: freed[context] / totals[context] for context in totals}
 
 
-def _key(gram: tuple, ids: dict) -> int:
+def _pack(ids: list[int]) -> int:
+    """An n-gram's key: its word ids, ID_BITS each, oldest first."""
     key = 0
-    for word in gram:
-        key = (key << ID_BITS) | ids[word]
+    for i in ids:
+        key = (key << ID_BITS) | i
     return key
+
+
+def _check_order(order: int) -> None:
+    if order * ID_BITS > 63:
+        raise ValueError(f"order {order}: the keys hold at most {63 // ID_BITS} words")

@@ -91,15 +91,16 @@ def main() -> None:
         bundle["info"]["averaged"] = [str(path) for path in [args.checkpoint, *args.average]]
     bundle["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in bundle["state_dict"].items()}
     bundle["info"]["decoding"] = {"ctc_weight": args.ctc_weight, "beam_size": args.beam_size}
+    books = book_sentences(args.text) if not (args.no_lm and args.no_word_lm) else []
     if not args.no_lm:
-        sentences = book_sentences(args.text)
+        sentences = books
         lm = CharNgramLM.train(sentences, order=args.lm_order, min_count=args.lm_min_count)
         bundle["lm"] = lm.to_dict()
         bundle["info"]["decoding"]["lm_weight"] = args.lm_weight
         bundle["info"]["lm"] = {"order": args.lm_order, "min_count": args.lm_min_count,
                                 "sentences": len(sentences), "contexts": len(lm.index)}
     if not args.no_word_lm:
-        sentences = book_sentences(args.text) + number_texts(NUMBER_TEXTS)
+        sentences = books + number_texts(NUMBER_TEXTS)
         word_lm = WordNgramLM.train(sentences, order=args.word_lm_order, min_count=args.word_lm_min_count)
         bundle["word_lm"] = word_lm.to_dict()
         bundle["info"]["decoding"].update(word_lm_weight=args.word_lm_weight, oov_penalty=args.oov_penalty)
