@@ -26,6 +26,7 @@ def main() -> None:
     parser.add_argument("--sets", default=",".join(DEV_SETS), help=f"comma-separated dev sets or manifest paths "
                                                                    f"(default {','.join(DEV_SETS)})")
     parser.add_argument("--beam", type=int, help="speechcli beam size (default: the model's own, as the CLI)")
+    parser.add_argument("--speeds", help="speechcli playback speeds, comma-separated (default: the model's own)")
     parser.add_argument("--no-pocketsphinx", action="store_true", help="score speechcli only")
     parser.add_argument("--show", type=int, default=0, help="print the first N hypotheses of each set to stderr")
     parser.add_argument("--int8", action="store_true", help="speechcli with int8 dynamic quantisation (speechcli.quantize)")
@@ -38,8 +39,10 @@ def main() -> None:
 
     model = load_speechcli(args.model, int8=args.int8)
     decoder = None if args.no_pocketsphinx else pocketsphinx_decoder()
-    options = model.decoding_options(args.beam)  # the model's own CTC and LM weights, as the CLI
-    ours = f"speechcli{' int8' if args.int8 else ''} (beam {options.beam_size})"
+    speeds = tuple(float(s) for s in args.speeds.split(",")) if args.speeds else None
+    options = model.decoding_options(args.beam, speeds=speeds)  # the model's own CTC and LM weights, as the CLI
+    ours = (f"speechcli{' int8' if args.int8 else ''} (beam {options.beam_size}, "
+            f"speeds {','.join(f'{s:g}' for s in options.speeds)})")
     rows = []
     for name in args.sets.split(","):
         clips = load_set(name, args.dev_dir, args.limit)

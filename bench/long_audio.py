@@ -111,11 +111,13 @@ def build_recording(path: Path, minutes: float, seed: int = 0, sentences: list[s
     return words
 
 
-def timed_transcription(audio: Path, model: str, threads: int, beam: int, out_dir: Path) -> tuple[dict, dict]:
+def timed_transcription(audio: Path, model: str, threads: int, beam: int, speeds: str | None,
+                        out_dir: Path) -> tuple[dict, dict]:
     """Run the CLI under /usr/bin/time -v; return (its json transcript, {peak_rss_mb, wall_s})."""
     speechcli = Path(sys.executable).with_name("speechcli")
     command = ["/usr/bin/time", "-v", str(speechcli), "transcribe", str(audio), "--model", model, "--format", "json",
                "--output-dir", str(out_dir), "--threads", str(threads), "--beam-size", str(beam), "--device", "cpu"]
+    command += ["--speeds", speeds] if speeds else []
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         sys.exit(f"transcription failed ({done.returncode}):\n{done.stderr}")
@@ -184,6 +186,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--minutes", type=float, default=60.0, help="length of the generated recording")
     parser.add_argument("--beam-size", type=int, default=1)
+    parser.add_argument("--speeds", default=None, help="playback speeds, comma-separated (default: the model's own)")
     parser.add_argument("--align-minutes", type=float, default=5.0, help="minutes compared by forced alignment")
     parser.add_argument("--digits", action="store_true", help="speak digit sequences (for a digit model)")
     parser.add_argument("--work-dir", type=Path, default=None, help="keep the recording here (default: a temp dir)")
@@ -196,9 +199,10 @@ def main() -> None:
     if not (audio.exists() and reference_path.exists()):
         reference_path.write_text(json.dumps(build_recording(audio, args.minutes, sentences=DIGIT_SENTENCES if args.digits else SENTENCES)))
     reference = json.loads(reference_path.read_text())
-    print(f"machine: {machine()}; threads {args.threads}; model {args.model}; beam {args.beam_size}")
+    print(f"machine: {machine()}; threads {args.threads}; model {args.model}; beam {args.beam_size}; "
+          f"speeds {args.speeds or 'the model default'}")
     print(f"recording: {audio} ({args.minutes:g} min, {len(reference)} placed words)")
-    transcript, usage = timed_transcription(audio, args.model, args.threads, args.beam_size, work / "out")
+    transcript, usage = timed_transcription(audio, args.model, args.threads, args.beam_size, args.speeds, work / "out")
     duration = transcript["duration"]
     longest = max((s["end"] - s["start"] for s in transcript["segments"]), default=0.0)
     print(f"/usr/bin/time -v: peak RSS {usage['peak_rss_mb']:.0f} MB, wall {usage['wall_s']:.0f} s "

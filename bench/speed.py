@@ -31,6 +31,8 @@ def main() -> None:
     add_common_args(parser, threads=2, limit=100)
     parser.add_argument("--set", default="synth", help="dev set name or manifest path (default synth)")
     parser.add_argument("--beams", help="comma-separated beam sizes to time (default: 1 and the model's own)")
+    parser.add_argument("--speed-sets", help="playback speeds to time, sets separated by ';', speeds by ',' "
+                                             "(default: 1 and the model's own, e.g. '1;1,0.95,0.85')")
     parser.add_argument("--no-pocketsphinx", action="store_true", help="skip the pocketsphinx row")
     parser.add_argument("--no-single", action="store_true", help="skip speechcli one-at-a-time rows")
     parser.add_argument("--int8", action="store_true", help="speechcli with int8 dynamic quantisation (speechcli.quantize)")
@@ -53,11 +55,15 @@ def main() -> None:
 
     name = "speechcli int8" if args.int8 else "speechcli"
     beams = number_list(args.beams, int) if args.beams else [1, model.decoding_options().beam_size]
+    speed_sets = ([tuple(number_list(part, float)) for part in args.speed_sets.split(";")] if args.speed_sets
+                  else list(dict.fromkeys([(1.0,), model.decoding_options().speeds])))
     for beam in beams:
-        options = model.decoding_options(beam)  # with the model's own CTC and LM weights, as the CLI
-        add(f"{name} batched, beam {beam}", *timed(lambda: list(transcribe_many(model, sources, options))))
-        if not args.no_single:
-            add(f"{name} one at a time, beam {beam}", *timed(lambda: [transcribe(model, s, options) for s in sources]))
+        for speeds in speed_sets:
+            options = model.decoding_options(beam, speeds=speeds)  # the model's own CTC and LM weights, as the CLI
+            label = f"beam {beam}, speeds {','.join(f'{s:g}' for s in speeds)}"
+            add(f"{name} batched, {label}", *timed(lambda: list(transcribe_many(model, sources, options))))
+            if not args.no_single:
+                add(f"{name} one at a time, {label}", *timed(lambda: [transcribe(model, s, options) for s in sources]))
     if not args.no_pocketsphinx:
         decoder = pocketsphinx_decoder()
         pocketsphinx_transcribe(decoder, sources[0][1])  # warm-up

@@ -58,6 +58,8 @@ ThreadsOption = Annotated[Optional[int], typer.Option(min=1, help="CPU threads f
 BeamOption = Annotated[Optional[int], typer.Option("--beam-size", "--beam", min=1, help="Beam width (default: the model's own setting, 8 for the shipped model); 1 = greedy (fastest).", show_default=False)]
 LmWeightOption = Annotated[Optional[float], typer.Option(min=0.0, help="Weight of the model's character language model in beam search (default: the model's own setting; 0 = off).")]
 WordLmWeightOption = Annotated[Optional[float], typer.Option(min=0.0, help="Weight of the model's word language model, which rescores each completed word in beam search (default: the model's own setting; 0 = off).")]
+SpeedsOption = Annotated[Optional[str], typer.Option("--speeds", metavar="LIST", help="Playback speeds at which each stretch of audio is decoded, comma-separated; the transcript the model scores best is kept (default: the model's own setting, 1,0.95,0.85 for the shipped model, about 3× the time of 1). 1 = once, as recorded (fastest).", show_default=False)]
+MIN_SPEED, MAX_SPEED, MAX_SPEEDS = 0.5, 2.0, 8
 SHAPE_DEFAULT = "Model shape (default: the --init-from or resumed checkpoint's, else"
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or info on stderr; errors only.")]
 Int8Option = Annotated[bool, typer.Option("--int8", help="int8 dynamic quantisation of the LSTMs and large linear layers (CPU only): about 1.2× faster with the shipped model's beam of 8 and 1.5× greedy, with WER within 0.8 points of float on our dev sets.")]
@@ -100,6 +102,19 @@ def _setup_torch(threads: int | None, device: Device):
     return resolve_device(device.value)
 
 
+def _parse_speeds(text: str | None) -> tuple[float, ...] | None:
+    """--speeds 1,0.95,0.85 → (1.0, 0.95, 0.85); None keeps the model's own setting."""
+    if text is None:
+        return None
+    try:
+        speeds = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise fail(f"--speeds {text}: expected numbers separated by commas, e.g. 1,0.95,0.85", code=2) from None
+    if not 1 <= len(speeds) <= MAX_SPEEDS or not all(MIN_SPEED <= s <= MAX_SPEED for s in speeds):
+        raise fail(f"--speeds {text}: expected 1 to {MAX_SPEEDS} speeds, each from {MIN_SPEED} to {MAX_SPEED}", code=2)
+    return tuple(dict.fromkeys(speeds))
+
+
 def _load(model: Path | None, threads: int | None, device: Device, int8: bool = False):
     """Load the model for inference (int8 runs on the CPU: ``--device auto`` then means the CPU)."""
     from .checkpoint import load_model
@@ -132,6 +147,7 @@ def transcribe(
     beam_size: BeamOption = None,
     lm_weight: LmWeightOption = None,
     word_lm_weight: WordLmWeightOption = None,
+    speeds: SpeedsOption = None,
     device: DeviceOption = Device.auto,
     threads: ThreadsOption = None,
     int8: Int8Option = False,
@@ -156,6 +172,7 @@ def transcribe(
         arguments += _transcribe_read_list(files_from, read_list)
     elif not arguments:
         raise fail("no input: give audio files, directories, '-' (audio on stdin) or --files-from LIST", code=2)
+    playback = _parse_speeds(speeds)
     if format is Format.all and output_dir is None:
         raise fail("--format all writes several files per input: give --output-dir", code=2)
     sources = expand_inputs(arguments, sys.stdin.buffer if STDIN in arguments else None)
@@ -169,7 +186,7 @@ def transcribe(
         print_error(str(source.error))
     todo = [s for s in sources if s.error is None]
     if todo:
-        failed_count = _transcribe_run(todo, len(sources), model, format, output_dir, (beam_size, lm_weight, word_lm_weight),
+        failed_count = _transcribe_run(todo, len(sources), model, format, output_dir, (beam_size, lm_weight, word_lm_weight, playback),
                                        device, threads, int8, quiet)
     else:
         failed_count = 0
@@ -226,7 +243,7 @@ def _transcribe_run(sources, inputs_given, model, format, output_dir, decoding, 
 
     ``inputs_given`` counts the inputs that failed before decoding too: stdout's shape (one plain
     line, or NAME<TAB>TEXT lines) must not depend on which inputs could be opened.
-    ``decoding``: (beam size, LM weight, word LM weight), each None for the model's own setting."""
+    ``decoding``: (beam size, LM weight, word LM weight, speeds), each None for the model's own setting."""
     from .errors import SpeechCLIError
     from .transcription import Failure, transcribe_many
     from .writers import OutputFormat, formats_for
@@ -624,6 +641,7 @@ def evaluate(
     beam_size: BeamOption = None,
     lm_weight: LmWeightOption = None,
     word_lm_weight: WordLmWeightOption = None,
+    speeds: SpeedsOption = None,
     worst: Annotated[int, typer.Option(help="List this many worst utterances.")] = 5,
     kind: Annotated[CorpusKind, typer.Option("--format", help="Corpus layout (default: detect).")] = CorpusKind.auto,
     device: DeviceOption = Device.auto,
@@ -641,13 +659,14 @@ def evaluate(
     from .text import normalize_text
     from .transcription import Failure, transcribe_many
 
+    playback = _parse_speeds(speeds)
     try:
         utterances = read_corpus(data, CorpusFormat(kind.value))
         loaded = _load(model, threads, device, int8)
     except SpeechCLIError as error:
         raise fail(str(error)) from None
     totals, scored, failed = ErrorRate(), [], 0
-    results = transcribe_many(loaded, [u.audio_path for u in utterances], loaded.decoding_options(beam_size, lm_weight, word_lm_weight))
+    results = transcribe_many(loaded, [u.audio_path for u in utterances], loaded.decoding_options(beam_size, lm_weight, word_lm_weight, playback))
     for utt, result in zip(utterances, _track(results, len(utterances), "evaluate", quiet)):
         if isinstance(result, Failure):
             failed += 1

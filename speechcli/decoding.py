@@ -35,6 +35,9 @@ class DecodingOptions:
     lm_weight: float = 0.0  # weight of the character LM (shallow fusion; beam search only, needs an LM)
     word_lm_weight: float = 0.0  # weight of the word LM, which rescores each completed word (needs a word LM)
     oov_penalty: float = 0.0  # added for each completed word the word LM does not know
+    # playback speeds at which transcription decodes each piece, keeping the best-scoring transcript
+    # (test-time augmentation); the decode functions below see one speed's features at a time
+    speeds: tuple[float, ...] = (1.0,)
 
 
 @dataclass

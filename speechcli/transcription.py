@@ -4,7 +4,9 @@ Each source is read as a stream of blocks and split at pauses into pieces of at 
 (`segment.PauseSplitter`), so an hour-long recording never sits in memory whole and the
 attention never sees more audio than it was trained on. Pieces from many sources wait in a
 pool of at most ``GROUP_SECONDS`` of audio; the pool is decoded in length-sorted batches, and a
-source's transcript is yielded (in input order) once all its pieces are decoded.
+source's transcript is yielded (in input order) once all its pieces are decoded. Each piece is
+decoded at every playback speed of the decoding options (the model's default: as recorded, 5 %
+and 15 % slower) and keeps the transcript with the best joint score; its times are the recording's.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 import torch
 
 from .alignment import WordSpan, attention_word_spans, ctc_word_spans, word_confidence
-from .audio import log_mel, prepare_samples
+from .audio import log_mel, prepare_samples, resample
 from .checkpoint import LoadedModel
 from .data import normalize_features
 from .decoding import DecodingOptions, Hypothesis, decode_encoded
@@ -93,7 +95,8 @@ class _Piece:
     index: int  # which source
     start: int  # sample offset of this piece in its source
     speech: tuple[int, int]  # the samples of the piece that hold speech (the rest is context)
-    features: torch.Tensor
+    seconds: float  # its length as recorded
+    views: list[torch.Tensor]  # its normalised features at each of the decoding options' speeds
 
 
 @dataclass
@@ -126,7 +129,7 @@ def transcribe_many(model: LoadedModel, sources: Iterable[AudioSource], options:
     """Yield one Transcript or Failure per source, in input order, batching pieces across sources.
     ``options`` default to the model's own (``model.decoding_options()``).
 
-    Memory stays bounded by ``GROUP_SECONDS`` of features plus one read block per source in
+    Memory stays bounded by ``GROUP_SECONDS`` of features (at each speed) plus one read block per source in
     flight, whatever the sources' lengths. ``on_progress`` is called after each decoded batch.
     """
     options = options or model.decoding_options()
@@ -150,12 +153,12 @@ def transcribe_many(model: LoadedModel, sources: Iterable[AudioSource], options:
             for block in _blocks(state):
                 state.samples_read += len(block)
                 for piece in splitter.feed(block):
-                    pool.append(_Piece(index, piece.start, piece.speech, _features(model, piece.samples)))
+                    pool.append(_piece(model, index, piece, options.speeds))
                     state.pieces_waiting += 1
                 if _pool_seconds(model, pool) >= GROUP_SECONDS:
                     yield from flush()
             for piece in splitter.finish():
-                pool.append(_Piece(index, piece.start, piece.speech, _features(model, piece.samples)))
+                pool.append(_piece(model, index, piece, options.speeds))
                 state.pieces_waiting += 1
         state.read_all = True
         if _pool_seconds(model, pool) >= GROUP_SECONDS or (not pool and next_out == index):
@@ -197,24 +200,38 @@ def _result(state: _Pending, rate: int) -> Transcript | Failure:
 
 
 def _pool_seconds(model: LoadedModel, pool: list[_Piece]) -> float:
-    return sum(len(p.features) for p in pool) * model.feature_config.frame_shift_ms / 1000
+    return sum(p.seconds for p in pool)
 
 
 def _decode_pool(model, pool, pending, options, keep_attention, word_timing, on_progress) -> None:
-    frame_s = model.feature_config.frame_shift_ms / 1000
     for batch in _batches(pool):
-        hyps, ctc = decode_pieces(model, [p.features for p in batch], options)
+        hyps, ctc = decode_pieces(model, [view for p in batch for view in p.views], options)
         touched = []
-        for piece, hyp, ctc_piece in zip(batch, hyps, ctc):
+        for number, piece in enumerate(batch):
+            first = number * len(options.speeds)
+            best = max(range(len(options.speeds)), key=lambda k: hyps[first + k].score)
+            segment = _segment(model, piece, hyps[first + best], ctc[first + best], options.speeds[best],
+                               keep_attention, word_timing)
             state = pending[piece.index]
-            state.segments.append(_segment(model, piece, hyp, ctc_piece, keep_attention, word_timing))
+            state.segments.append(segment)
             state.pieces_waiting -= 1
-            state.seconds_done += len(piece.features) * frame_s
+            state.seconds_done += piece.seconds
             touched.append(piece.index)
         if on_progress:
             for index in dict.fromkeys(touched):
                 state = pending[index]
                 on_progress(Progress(index, state.name, state.seconds_done, state.stream.duration, _done(state)))
+
+
+def _piece(model: LoadedModel, index: int, piece, speeds: tuple[float, ...]) -> _Piece:
+    rate = model.feature_config.sample_rate
+    views = [_features(model, _played_at(piece.samples, speed, rate)) for speed in speeds]
+    return _Piece(index, piece.start, piece.speech, len(piece.samples) / rate, views)
+
+
+def _played_at(samples: np.ndarray, speed: float, rate: int) -> np.ndarray:
+    """The samples played ``speed`` times as fast (tempo and pitch together, like training's speed perturbation)."""
+    return samples if speed == 1.0 else resample(samples, round(rate * speed), rate)
 
 
 def _features(model: LoadedModel, samples: np.ndarray) -> torch.Tensor:
@@ -225,15 +242,19 @@ def _features(model: LoadedModel, samples: np.ndarray) -> torch.Tensor:
 
 
 def _batches(pieces: list[_Piece]) -> Iterator[list[_Piece]]:
-    """Length-sorted batches of at most BATCH_FRAMES padded frames."""
+    """Length-sorted batches of at most BATCH_FRAMES padded frames (all views of a piece count)."""
     batch: list[_Piece] = []
-    for piece in sorted(pieces, key=lambda p: len(p.features)):
-        if batch and len(piece.features) * (len(batch) + 1) > BATCH_FRAMES:
+    for piece in sorted(pieces, key=_frames):
+        if batch and _frames(piece) * (len(batch) + 1) > BATCH_FRAMES:
             yield batch
             batch = []
         batch.append(piece)
     if batch:
         yield batch
+
+
+def _frames(piece: _Piece) -> int:
+    return max(len(view) for view in piece.views) * len(piece.views)
 
 
 @torch.inference_mode()
@@ -251,14 +272,15 @@ def decode_pieces(model: LoadedModel, features: list[torch.Tensor],
     return hyps, ctc_pieces
 
 
-def _segment(model: LoadedModel, piece: _Piece, hyp: Hypothesis, ctc: np.ndarray, keep_attention: bool,
+def _segment(model: LoadedModel, piece: _Piece, hyp: Hypothesis, ctc: np.ndarray, speed: float, keep_attention: bool,
              word_timing: WordTiming) -> Segment:
     """The piece's transcript, timed within its speech (the context around it is left out: the CTC
-    head tends to fire a piece's first character on its very first frame, silence or not)."""
-    frame_s = model.feature_config.frame_shift_ms / 1000 * SUBSAMPLING
+    head tends to fire a piece's first character on its very first frame, silence or not).
+    ``hyp`` and ``ctc`` come from the piece played at ``speed``: its frames are scaled back to real time."""
+    frame_s = model.feature_config.frame_shift_ms / 1000 * SUBSAMPLING * speed
     rate = model.feature_config.sample_rate
     offset = piece.start / rate
-    duration = len(piece.features) * model.feature_config.frame_shift_ms / 1000
+    duration = piece.seconds
     first = offset + max(0.0, piece.speech[0] / rate - SPEECH_MARGIN_S)
     last = offset + min(duration, piece.speech[1] / rate + SPEECH_MARGIN_S)
     attention = np.stack(hyp.attention) if hyp.attention else None
@@ -270,7 +292,17 @@ def _segment(model: LoadedModel, piece: _Piece, hyp: Hypothesis, ctc: np.ndarray
                           round(word_confidence(hyp.token_log_probs, span.positions), 4)))
     text = model.vocab.decode(hyp.tokens)
     confidence = math.exp(float(np.mean(hyp.token_log_probs))) if hyp.token_log_probs else 1.0
+    if keep_attention and attention is not None and speed != 1.0:
+        attention = _at_real_time(attention, speed)
     return Segment(round(first, 3), round(last, 3), text, words, attention if keep_attention else None, confidence)
+
+
+def _at_real_time(attention: np.ndarray, speed: float) -> np.ndarray:
+    """Attention over the frames of a piece played at ``speed``, moved onto the frames of the piece as recorded."""
+    frames = max(1, round(attention.shape[1] * speed))
+    nearest = np.minimum(np.round(np.arange(frames) / speed).astype(int), attention.shape[1] - 1)
+    moved = attention[:, nearest]
+    return moved / np.maximum(moved.sum(axis=1, keepdims=True), 1e-12)
 
 
 def word_spans(model: LoadedModel, hyp: Hypothesis, ctc: np.ndarray, attention: np.ndarray | None,

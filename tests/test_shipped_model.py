@@ -26,3 +26,28 @@ def test_shipped_model_records_its_decoding_settings():
     assert (options.beam_size, options.ctc_weight, options.lm_weight) == (8, 0.2, 0.2)
     assert (options.word_lm_weight, options.oov_penalty) == (0.3, -1.2)
     assert loaded.lm is not None and "seven" in loaded.word_lm
+
+
+def test_words_of_a_slowed_pass_are_timed_on_the_recording(tmp_path):
+    # "seven" after 2 s of digital silence (which, before features were dithered, made it "go there"):
+    # decoded at 0.8 × speed, its frames must be scaled back to the recording's time
+    import dataclasses
+
+    import numpy as np
+    import soundfile
+
+    from speechcli.checkpoint import load_model
+    from speechcli.transcription import transcribe
+
+    seven, rate = soundfile.read(ROOT / "samples" / "seven.wav", dtype="float32")
+    audio = np.concatenate([np.zeros(2 * rate, dtype=np.float32), seven, np.zeros(rate // 2, dtype=np.float32)])
+    path = tmp_path / "late-seven.wav"
+    soundfile.write(path, audio, rate)
+    loaded = load_model(ROOT / "models" / "base.pt")
+    timed = {}
+    for speed in (1.0, 0.8):
+        result = transcribe(loaded, path, dataclasses.replace(loaded.decoding_options(), speeds=(speed,)))
+        assert result.text == "seven"
+        timed[speed] = (result.words[0].start, result.words[0].end)
+    assert 1.8 <= timed[1.0][0] <= 2.2 and 2.3 <= timed[1.0][1] <= 2.7
+    assert abs(timed[0.8][0] - timed[1.0][0]) <= 0.12 and abs(timed[0.8][1] - timed[1.0][1]) <= 0.12

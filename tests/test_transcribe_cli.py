@@ -211,9 +211,10 @@ def test_output_never_overwrites_an_input(run, tmp_path):
 
 
 @pytest.mark.parametrize("args", [[], ["--format", "all"], ["-", "--files-from", "-"], ["--format", "srt", "TWO"],
-                                  ["--files-from", "no-such-list.txt"], ["--format", "docx"]])
+                                  ["--files-from", "no-such-list.txt"], ["--format", "docx"],
+                                  ["SPEECH", "--speeds", "1,fast"], ["SPEECH", "--speeds", "1,3"], ["SPEECH", "--speeds", ""]])
 def test_usage_errors_exit_2(run, speech_wav, tmp_path, args):
-    args = [speech_wav if a == "TWO" else a for a in args]
+    args = [speech_wav if a in ("TWO", "SPEECH") else a for a in args]
     if args and args[-1] == speech_wav:
         args.append(write_speech_wav(tmp_path / "second.wav"))
     if args[:2] == ["--format", "all"]:
@@ -221,6 +222,9 @@ def test_usage_errors_exit_2(run, speech_wav, tmp_path, args):
     result = run(*args)
     assert result.exit_code == 2, (args, result.stderr)
     assert result.stdout == ""
+    if "--speeds" in args:
+        assert _error_lines(result) == [line for line in result.stderr.splitlines() if line.strip()]
+        assert len(_error_lines(result)) == 1 and "--speeds" in _error_lines(result)[0]
 
 
 def test_empty_list_is_nothing_to_do(run):

@@ -173,3 +173,48 @@ def test_read_list_lines_and_nul():
 
     assert read_list(io.BytesIO(b"a b.wav\n\n/x/\xc3\xa4.wav\r\n")) == ["a b.wav", "/x/ä.wav"]
     assert read_list(io.BytesIO(b"a\nb.wav\0c.wav\0")) == ["a\nb.wav", "c.wav"]
+
+
+def test_each_piece_keeps_the_speed_whose_transcript_scores_best(tiny, tmp_path, monkeypatch):
+    import dataclasses
+
+    import speechcli.transcription as transcription
+
+    path = write_speech_wav(tmp_path / "speech.wav", 2.0, seed=3)
+    alone = {speed: transcribe(tiny, path, dataclasses.replace(GREEDY, speeds=(speed,))).text for speed in (1.0, 0.7)}
+    assert alone[1.0] != alone[0.7]  # else the test could not tell which speed was kept
+    decode = transcription.decode_pieces
+
+    def slowest_scores_best(model, features, options):
+        hyps, ctc = decode(model, features, options)
+        longest = max(range(len(features)), key=lambda i: len(features[i]))
+        for i, hyp in enumerate(hyps):
+            hyp.score = 0.0 if i == longest else -1e6
+        return hyps, ctc
+
+    both = dataclasses.replace(GREEDY, speeds=(1.0, 0.7))
+    assert transcribe(tiny, path, both).text in alone.values()
+    monkeypatch.setattr(transcription, "decode_pieces", slowest_scores_best)
+    assert transcribe(tiny, path, both).text == alone[0.7]
+
+
+def test_a_slowed_piece_keeps_the_recordings_time_axis(tiny, speech_wav):
+    import dataclasses
+
+    plain = transcribe(tiny, speech_wav, GREEDY).segments[0]
+    slowed = transcribe(tiny, speech_wav, dataclasses.replace(GREEDY, speeds=(0.7,))).segments[0]
+    assert (slowed.start, slowed.end) == (plain.start, plain.end)
+    assert abs(slowed.attention.shape[1] - plain.attention.shape[1]) <= 1
+    assert np.allclose(slowed.attention.sum(axis=1), 1.0)
+    assert all(slowed.start <= w.start < w.end <= slowed.end for w in slowed.words)
+
+
+def test_models_record_their_speeds_else_the_default_applies(tiny):
+    import dataclasses
+
+    from speechcli.checkpoint import DEFAULT_SPEEDS
+
+    assert tiny.decoding_options().speeds == DEFAULT_SPEEDS
+    recorded = dataclasses.replace(tiny, info={"decoding": {"speeds": [1.0, 0.9]}})
+    assert recorded.decoding_options().speeds == (1.0, 0.9)
+    assert recorded.decoding_options(speeds=(1.0,)).speeds == (1.0,)

@@ -80,6 +80,8 @@ def main() -> None:
     parser.add_argument("--lm-weight", type=float, default=0.3, help="default LM weight recorded for decoding")
     parser.add_argument("--ctc-weight", type=float, default=0.3, help="default CTC weight of beam search recorded")
     parser.add_argument("--beam-size", type=int, default=8, help="default beam width recorded")
+    parser.add_argument("--speeds", help="default playback speeds recorded, comma-separated (default: record none, "
+                                          "so that speechcli's own default applies)")
     parser.add_argument("--average", type=Path, nargs="+", default=[],
                         help="more checkpoints of the same run: export the mean of their weights and CHECKPOINT's")
     args = parser.parse_args()
@@ -91,6 +93,8 @@ def main() -> None:
         bundle["info"]["averaged"] = [str(path) for path in [args.checkpoint, *args.average]]
     bundle["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in bundle["state_dict"].items()}
     bundle["info"]["decoding"] = {"ctc_weight": args.ctc_weight, "beam_size": args.beam_size}
+    if args.speeds:
+        bundle["info"]["decoding"]["speeds"] = [float(speed) for speed in args.speeds.split(",")]
     books = book_sentences(args.text) if not (args.no_lm and args.no_word_lm) else []
     if not args.no_lm:
         sentences = books
