@@ -75,4 +75,3 @@ def test_broken_and_too_short_files_raise_audio_errors(tmp_path):
     soundfile.write(tmp_path / "short.wav", _noise(800, 1), 16000, subtype="PCM_16")
     with pytest.raises(AudioError, match="too short"):
         load_audio(tmp_path / "short.wav")
-
