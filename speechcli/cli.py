@@ -58,7 +58,7 @@ ThreadsOption = Annotated[Optional[int], typer.Option(min=1, help="CPU threads f
 BeamOption = Annotated[Optional[int], typer.Option("--beam-size", "--beam", min=1, help="Beam width (default: the model's own setting, 8 for the shipped model); 1 = greedy (fastest).", show_default=False)]
 LmWeightOption = Annotated[Optional[float], typer.Option(min=0.0, help="Weight of the model's character language model in beam search (default: the model's own setting; 0 = off).")]
 WordLmWeightOption = Annotated[Optional[float], typer.Option(min=0.0, help="Weight of the model's word language model, which rescores each completed word in beam search (default: the model's own setting; 0 = off).")]
-SpeedsOption = Annotated[Optional[str], typer.Option("--speeds", metavar="LIST", help="Playback speeds at which each stretch of audio is decoded, comma-separated; the transcript the model scores best is kept (default: the model's own setting, 1,0.95,0.85 for the shipped model, about 3× the time of 1). 1 = once, as recorded (fastest).", show_default=False)]
+SpeedsOption = Annotated[Optional[str], typer.Option("--speeds", metavar="LIST", help="Playback speeds at which each stretch of audio is decoded, comma-separated; the transcript the model scores best is kept (default: the model's own setting, 1,0.95,0.85 for the shipped model, about 4× the time of 1). 1 = once, as recorded (fastest).", show_default=False)]
 MIN_SPEED, MAX_SPEED, MAX_SPEEDS = 0.5, 2.0, 8
 SHAPE_DEFAULT = "Model shape (default: the --init-from or resumed checkpoint's, else"
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or info on stderr; errors only.")]
