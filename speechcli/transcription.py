@@ -133,6 +133,8 @@ def transcribe_many(model: LoadedModel, sources: Iterable[AudioSource], options:
     flight, whatever the sources' lengths. ``on_progress`` is called after each decoded batch.
     """
     options = options or model.decoding_options()
+    if not options.speeds:
+        raise ValueError("DecodingOptions.speeds is empty: give at least one speed, e.g. (1.0,)")
     rate = model.feature_config.sample_rate
     pending: dict[int, _Pending] = {}
     pool: list[_Piece] = []

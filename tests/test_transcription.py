@@ -218,3 +218,5 @@ def test_models_record_their_speeds_else_the_default_applies(tiny):
     recorded = dataclasses.replace(tiny, info={"decoding": {"speeds": [1.0, 0.9]}})
     assert recorded.decoding_options().speeds == (1.0, 0.9)
     assert recorded.decoding_options(speeds=(1.0,)).speeds == (1.0,)
+    with pytest.raises(ValueError, match="speeds"):
+        next(transcribe_many(tiny, [("mem", speech_like(1.0))], dataclasses.replace(GREEDY, speeds=())))
