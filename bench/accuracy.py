@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (DEV_SETS, add_common_args, load_set, load_speechcli, machine,  # noqa: E402
+from common import (DEV_SETS, add_common_args, load_set, load_speechcli, machine, number_list,  # noqa: E402
                     pocketsphinx_decoder, pocketsphinx_transcribe, print_table, setup_threads)
 
 
@@ -39,7 +39,7 @@ def main() -> None:
 
     model = load_speechcli(args.model, int8=args.int8)
     decoder = None if args.no_pocketsphinx else pocketsphinx_decoder()
-    speeds = tuple(float(s) for s in args.speeds.split(",")) if args.speeds else None
+    speeds = tuple(number_list(args.speeds, float)) if args.speeds else None
     options = model.decoding_options(args.beam, speeds=speeds)  # the model's own CTC and LM weights, as the CLI
     ours = (f"speechcli{' int8' if args.int8 else ''} (beam {options.beam_size}, "
             f"speeds {','.join(f'{s:g}' for s in options.speeds)})")

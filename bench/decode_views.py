@@ -35,20 +35,13 @@ def parse_view(text: str) -> tuple[float, float]:
 
 
 def view_features(model, samples, speed: float, warp: float):
-    import torch
-    import torchaudio.compliance.kaldi as kaldi
-
-    from speechcli.audio import resample
+    from speechcli.audio import log_mel, resample
     from speechcli.data import normalize_features
 
     config = model.feature_config
     if speed != 1.0:
         samples = resample(samples, round(config.sample_rate * speed), config.sample_rate)
-    waveform = torch.from_numpy(samples).unsqueeze(0) * 32768.0  # as audio.log_mel
-    features = kaldi.fbank(waveform, num_mel_bins=config.n_mels, frame_length=config.frame_length_ms,
-                           frame_shift=config.frame_shift_ms, sample_frequency=config.sample_rate, dither=0.0,
-                           energy_floor=0.0, vtln_warp=warp)
-    return normalize_features(features, model.mean, model.std, config)
+    return normalize_features(log_mel(samples, config, vtln_warp=warp), model.mean, model.std, config)
 
 
 def main() -> None:

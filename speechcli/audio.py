@@ -173,8 +173,9 @@ def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     return resampled.numpy()
 
 
-def log_mel(samples: np.ndarray, config: FeatureConfig = FeatureConfig()) -> "torch.Tensor":
-    """80-dim Kaldi-compatible log-mel filterbank, shape (frames, n_mels), float32."""
+def log_mel(samples: np.ndarray, config: FeatureConfig = FeatureConfig(), vtln_warp: float = 1.0) -> "torch.Tensor":
+    """80-dim Kaldi-compatible log-mel filterbank, shape (frames, n_mels), float32; ``vtln_warp`` stretches
+    the filterbank along frequency (vocal tract length; 1 = none)."""
     import torch
     import torchaudio.compliance.kaldi as kaldi
 
@@ -187,6 +188,7 @@ def log_mel(samples: np.ndarray, config: FeatureConfig = FeatureConfig()) -> "to
         sample_frequency=config.sample_rate,
         dither=0.0,
         energy_floor=0.0,
+        vtln_warp=vtln_warp,
     )
 
 
