@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from conftest import speech_like
-from speechcli.segment import MAX_SEGMENT_S, PauseSplitter, split_at_pauses, split_with_speech
+from speechcli.segment import (EDGE_ZEROS_KEPT_S, MAX_SEGMENT_S, SILENCE_DB, PauseSplitter, loudness_db, split_at_pauses,
+                               split_with_speech)
 
 RATE = 16_000
 
@@ -24,6 +25,48 @@ def test_silence_gives_no_pieces():
     assert split_at_pauses(np.zeros(RATE * 3, np.float32)) == []
     splitter = PauseSplitter(RATE, window_s=50)
     assert splitter.feed(np.zeros(RATE * 70, np.float32)) == [] and splitter.finish() == []
+
+
+def test_quiet_speech_is_speech_and_faint_hiss_is_not():
+    # a microphone at low gain: the loud frames are below SILENCE_DB but stand far above the pauses
+    quiet = _speech_with_pauses([(0.5, 2.0)], 3.0) * 0.001
+    assert loudness_db(quiet) < SILENCE_DB
+    assert split_at_pauses(quiet) == [(0, len(quiet))]
+    hiss = (3e-4 * np.random.default_rng(1).standard_normal(3 * RATE)).astype(np.float32)  # -70 dBFS, steady
+    assert split_at_pauses(hiss) == []
+    assert split_at_pauses(quiet * 0.3) == []  # below -85 dBFS: nothing to hear
+
+
+def test_digital_silence_around_recorded_speech_is_left_out():
+    # a recording (a live noise floor, no exact zeros) padded with 1 s of zeros on each side
+    speech = _speech_with_pauses([(0.5, 2.0)], 3.0)
+    audio = np.concatenate([np.zeros(RATE, np.float32), speech, np.zeros(RATE, np.float32)])
+    kept = int(EDGE_ZEROS_KEPT_S * RATE)
+    [(start, end, (speech_start, speech_end))] = split_with_speech(audio)
+    assert (start, end) == (RATE - kept, RATE + len(speech) + kept)
+    assert 0 <= speech_start and (start + speech_start) / RATE <= 1.5 and 3.4 <= (start + speech_end) / RATE <= end / RATE
+    splitter = PauseSplitter(RATE, window_s=50)
+    assert [(p.start, p.start + len(p.samples)) for p in splitter.feed(audio) + splitter.finish()] == [(start, end)]
+
+
+def test_phrases_are_not_joined_across_long_digital_silence():
+    # recordings put end to end with seconds of zeros between them: each becomes its own piece, without the zeros
+    first, second = _speech_with_pauses([(0.3, 1.5)], 2.0, seed=1), _speech_with_pauses([(0.3, 1.5)], 2.0, seed=2)
+    zeros = np.zeros(int(1.5 * RATE), np.float32)
+    audio = np.concatenate([first, zeros, second])
+    kept = int(EDGE_ZEROS_KEPT_S * RATE)
+    assert split_at_pauses(audio) == [(0, len(first) + kept), (len(first) + len(zeros) - kept, len(audio))]
+    short_gap = np.concatenate([first, zeros[: RATE // 2], second])  # a pause of a synthetic voice
+    assert len(split_at_pauses(short_gap)) == 1
+
+
+def test_digital_silence_of_digitally_made_speech_is_kept():
+    # synthetic voices pause in exact zeros between words; the model learned them with their zeros around
+    words = [speech_like(1.0, seed=1), np.zeros(RATE // 10), speech_like(1.0, seed=2)]
+    for word in (words[0], words[2]):
+        word[np.abs(word) < 0.01] = 0.0  # no noise floor
+    audio = np.concatenate([np.zeros(RATE), *words, np.zeros(RATE)]).astype(np.float32)
+    assert split_at_pauses(audio) == [(0, len(audio))]
 
 
 def test_a_short_recording_with_pauses_stays_one_piece_with_its_silence():
