@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from conftest import speech_like
-from speechcli.segment import (EDGE_ZEROS_KEPT_S, MAX_SEGMENT_S, SILENCE_DB, PauseSplitter, loudness_db, split_at_pauses,
-                               split_with_speech)
+from speechcli.segment import (EDGE_ZEROS_KEPT_S, MAX_SEGMENT_S, SILENCE_DB, PauseSplitter, loudness_db,
+                               split_at_pauses, split_with_speech)
 
 RATE = 16_000
 
@@ -44,7 +44,8 @@ def test_digital_silence_around_recorded_speech_is_left_out():
     kept = int(EDGE_ZEROS_KEPT_S * RATE)
     [(start, end, (speech_start, speech_end))] = split_with_speech(audio)
     assert (start, end) == (RATE - kept, RATE + len(speech) + kept)
-    assert 0 <= speech_start and (start + speech_start) / RATE <= 1.5 and 3.4 <= (start + speech_end) / RATE <= end / RATE
+    assert 0 <= speech_start and (start + speech_start) / RATE <= 1.5  # the speech span covers the phrase
+    assert 3.4 <= (start + speech_end) / RATE <= end / RATE
     splitter = PauseSplitter(RATE, window_s=50)
     assert [(p.start, p.start + len(p.samples)) for p in splitter.feed(audio) + splitter.finish()] == [(start, end)]
 
