@@ -115,15 +115,13 @@ def main() -> None:
             rng = np.random.default_rng(number)  # the same noise whichever conditions run
             files = [(write(str(number), i, make(x, rng)), ref) for i, (ref, x) in enumerate(clips)]
             rows.append([condition, *score(model, options, files)])
-        groups = [clips[i : i + GROUP] for i in range(0, len(clips) - GROUP + 1, GROUP)]
-        if args.only not in "sentences per file":
-            groups = []
-        joined = [(write("joined", i, (np.concatenate([part for _, x in group for part in (x, _zeros(GAP_S))][:-1]),
-                                       RATE, "wav")), " ".join(ref for ref, _ in group))
-                  for i, group in enumerate(groups)]
-        if joined:
-            name = f"{GROUP} sentences per file, {GAP_S} s of digital silence between"
-            rows.append([name, *score(model, options, joined)])
+        joined_name = f"{GROUP} sentences per file, {GAP_S} s of digital silence between"
+        if args.only in joined_name:
+            groups = [clips[i : i + GROUP] for i in range(0, len(clips) - GROUP + 1, GROUP)]
+            joined = [(write("joined", i, (np.concatenate([part for _, x in group for part in (x, _zeros(GAP_S))][:-1]),
+                                           RATE, "wav")), " ".join(ref for ref, _ in group))
+                      for i, group in enumerate(groups)]
+            rows.append([joined_name, *score(model, options, joined)])
     reference = rows[0][1]
     table = [[name, f"{wer:.1f}", f"{cer:.1f}", f"{wer - reference:+.1f}"] for name, wer, cer in rows]
     print(f"robustness: {len(clips)} clips of {args.sets}, model {model.path}, beam {options.beam_size}, "

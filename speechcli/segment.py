@@ -20,6 +20,7 @@ FLOOR_DB = -85.0  # below this (a few 16-bit steps) there is nothing to hear
 EDGE_ZERO_RUN_S = 0.02  # digital silence inside a piece of at least this long: the audio was made digitally
 EDGE_ZEROS_KEPT_S = 0.05  # of the digital silence at a piece's edges (decoded mp3 clips start with a few ms)
 ZERO_GAP_S = 1.0  # pieces are not joined across this much digital silence (synthetic voices pause up to ~0.5 s)
+DIGITAL_SILENCE_DB = -99.0  # a frame of exact zeros has energy -100 dB (_frame_energy_db's floor)
 PAD_S = 2.0  # context kept on each side of a speech region (the model was trained on untrimmed clips)
 
 
@@ -47,29 +48,30 @@ def split_with_speech(samples: np.ndarray, sample_rate: int = SAMPLE_RATE, max_s
         return [(0, len(samples), (0, len(samples)))] if len(samples) and np.abs(samples).max() > 1e-3 else []
     energy = _frame_energy_db(samples[: frames * hop].reshape(frames, hop))
     loud = float(np.percentile(energy, 95)) if loud_db is None else loud_db
-    if _silent(loud, energy):
+    quiet = float(np.percentile(energy, 10))
+    if _silent(loud, quiet):
         return []
-    threshold = max(loud - 35.0, min(np.percentile(energy, 10) + 6.0, loud - 10.0))
+    threshold = max(loud - 35.0, min(quiet + 6.0, loud - 10.0))
     speech = energy > threshold
     regions = _speech_regions(speech, int(min_silence_s / FRAME_S))
     pad = int(PAD_S / FRAME_S)
     max_frames = int(max_seconds / FRAME_S) - 2 * pad  # room for the context on both sides
-    zero_gap = _zero_gaps(energy, int(ZERO_GAP_S / FRAME_S))
+    digital_silence = energy <= DIGITAL_SILENCE_DB
     pieces = _join_short([piece for region in regions for piece in _cut_long(region, energy, max_frames)], max_frames,
-                         zero_gap)
+                         digital_silence)
     in_samples = [_without_zero_edges(samples, s * hop, e * hop if e < frames else len(samples), sample_rate)
                   for s, e in _padded(pieces, pad, frames)]
     return [(start, end, (max(0, speech_start * hop - start), max(1, min(speech_end * hop, end) - start)))
             for (start, end), (speech_start, speech_end) in zip(in_samples, pieces)]
 
 
-def _silent(loud: float, energy: np.ndarray) -> bool:
+def _silent(loud: float, quiet: float) -> bool:
     """Nothing to transcribe: digital silence, or faint sound without the contrast of speech (hiss).
     A quiet recording of speech (loud frames below SILENCE_DB, say a microphone at low gain) still
-    stands well above its own pauses."""
+    stands well above its own pauses (``quiet``: the level of its quiet frames)."""
     if loud < FLOOR_DB:
         return True
-    return loud < SILENCE_DB and loud - float(np.percentile(energy, 10)) < SPEECH_CONTRAST_DB
+    return loud < SILENCE_DB and loud - quiet < SPEECH_CONTRAST_DB
 
 
 def _without_zero_edges(samples: np.ndarray, start: int, end: int, sample_rate: int) -> tuple[int, int]:
@@ -181,23 +183,20 @@ def _speech_regions(speech: np.ndarray, min_gap: int) -> list[tuple[int, int]]:
     return [(s, e) for s, e in regions if e - s >= 3]  # drop clicks shorter than 90 ms
 
 
-def _zero_gaps(energy: np.ndarray, min_frames: int) -> np.ndarray:
-    """Cumulative count of frames that end a run of at least ``min_frames`` frames of digital silence."""
-    silent = energy <= _frame_energy_db(np.zeros((1, 1)))[0] + 1.0
-    run = np.zeros(len(energy), dtype=np.int64)
-    for i in np.flatnonzero(silent):
-        run[i] = run[i - 1] + 1 if i else 1
-    return np.cumsum(run == min_frames)
+def _longest_run(flags: np.ndarray) -> int:
+    """Length of the longest run of True in ``flags``."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], flags.astype(np.int8), [0]])))
+    return int((edges[1::2] - edges[::2]).max(initial=0))
 
 
-def _join_short(pieces: list[tuple[int, int]], max_frames: int, zero_gap: np.ndarray) -> list[tuple[int, int]]:
+def _join_short(pieces: list[tuple[int, int]], max_frames: int, digital_silence: np.ndarray) -> list[tuple[int, int]]:
     """Join neighbouring pieces while the joined span stays within ``max_frames``: the model was
     trained on whole sentences, and decoding each phrase of a sentence on its own costs words.
     Pieces apart by a long stretch of digital silence stay apart, so that the zeros end up at
     piece edges, where `_without_zero_edges` leaves them out."""
     joined: list[tuple[int, int]] = []
     for start, end in pieces:
-        apart = zero_gap[start - 1] > zero_gap[joined[-1][1] - 1] if joined else False
+        apart = bool(joined) and _longest_run(digital_silence[joined[-1][1] : start]) >= int(ZERO_GAP_S / FRAME_S)
         if joined and end - joined[-1][0] <= max_frames and not apart:
             joined[-1] = (joined[-1][0], end)
         else:
