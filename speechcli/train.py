@@ -137,6 +137,7 @@ def train(config: TrainConfig, train_cache: FeatureCache, dev_cache: FeatureCach
     start_path = last_path if resuming else config.init_from
     start = read_bundle(start_path) if start_path else None  # read once: shape first, then weights
     config = _with_starting_shape(config, start, start_path)
+    stats = _normalisation(start, train_cache)
     model = Seq2Seq(config.model_config(len(vocab), train_cache.feature_config.n_mels), vocab.blank_id, vocab.sos_id).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     scaler = torch.amp.GradScaler(device.type, enabled=autocast_dtype == torch.float16)
@@ -159,7 +160,7 @@ def train(config: TrainConfig, train_cache: FeatureCache, dev_cache: FeatureCach
     total_steps = config.max_steps or config.epochs * (len(first_batches) // per_step)
     shared_elapsed_s = state.elapsed_s  # the ranks' mean, so that all of them use the same learning rate
     schedule = lambda step: _learning_rate(config, step, total_steps, shared_elapsed_s)  # noqa: E731
-    saver = _Saver(config, model, optimizer, scaler, vocab, train_cache, state, topo)
+    saver = _Saver(config, model, optimizer, scaler, vocab, train_cache.feature_config, stats, state, topo)
     meter = _Meter()
     started = time.monotonic() - state.elapsed_s
     dev_source = dev_cache or train_cache
@@ -171,7 +172,7 @@ def train(config: TrainConfig, train_cache: FeatureCache, dev_cache: FeatureCach
             model.train()
             for start in step_starts(len(batches), state.batch_in_epoch, per_step):
                 global_batch = batches[start : start + per_step]
-                micro = [_load(train_cache, entries, vocab, device) for entries in rank_share(global_batch, topo.rank, topo.world)]
+                micro = [_load(train_cache, entries, vocab, device, stats) for entries in rank_share(global_batch, topo.rank, topo.world)]
                 loss = _train_step(net, optimizer, scaler, micro, config, schedule(state.step), device, autocast_dtype)
                 state.step += 1
                 state.batch_in_epoch = start + per_step
@@ -192,7 +193,7 @@ def train(config: TrainConfig, train_cache: FeatureCache, dev_cache: FeatureCach
             if not stop:
                 state.epoch += 1
                 state.batch_in_epoch = 0
-            scores = _evaluate_shared(model, dev_source, dev_entries, vocab, device, topo, (train_cache.mean, train_cache.std))
+            scores = _evaluate_shared(model, dev_source, dev_entries, vocab, device, topo, stats)
             state.history.append({"epoch": state.epoch, "step": state.step, **scores})
             # a tie goes to the newer checkpoint: it trained longer, at a lower learning rate (small dev
             # sets tie often: FSDD's automatic 88-clip dev set sat at 1.13 % CER for the last 7 epochs)
@@ -231,9 +232,18 @@ def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     raise DatasetError(f"unknown precision {precision!r} (auto, fp32, bf16, fp16)")
 
 
-def _load(cache: FeatureCache, entries: list[Entry], vocab: Vocabulary, device: torch.device):
-    batch = collate(cache, entries, vocab)
+def _load(cache: FeatureCache, entries: list[Entry], vocab: Vocabulary, device: torch.device, stats):
+    batch = collate(cache, entries, vocab, stats)
     return batch.pin_memory() if device.type == "cuda" else batch
+
+
+def _normalisation(start: dict | None, cache: FeatureCache) -> tuple[np.ndarray, np.ndarray]:
+    """The feature mean and std the model is trained with: the starting checkpoint's when there is one
+    (fine-tuning or resuming), so that weights go on seeing their inputs scaled as they learned them
+    whatever corpus they continue on; else the training cache's."""
+    if start is None:
+        return cache.mean, cache.std
+    return start["mean"].numpy(), start["std"].numpy()
 
 
 def _splits(train_cache: FeatureCache, dev_cache: FeatureCache | None, config: TrainConfig):
@@ -320,7 +330,7 @@ def error_counts(model, cache, entries, vocab, device, options=DecodingOptions(b
 def _evaluate_shared(model, cache, entries, vocab, device, topo: distributed.Topology, stats) -> dict:
     """Each rank decodes every world-th dev utterance; the error counts are summed over ranks.
 
-    ``stats`` (mean, std) are the training cache's: a separate dev cache has its own."""
+    ``stats`` (mean, std) are the model's (see _normalisation): a separate dev cache has its own."""
     errors = error_counts(model, cache, entries[topo.rank :: topo.world], vocab, device, stats=stats)
     names = ("word_errors", "words", "char_errors", "chars", "utterances")
     totals = distributed.all_reduce_sum([float(getattr(errors, n)) for n in names], device)
@@ -356,10 +366,10 @@ class _Saver:
     Only rank 0 writes; all ranks call :meth:`save` together and meet in a barrier afterwards.
     """
 
-    def __init__(self, config: TrainConfig, model, optimizer, scaler, vocab, cache: FeatureCache, state: _State,
+    def __init__(self, config: TrainConfig, model, optimizer, scaler, vocab, feature_config, stats, state: _State,
                  topo: distributed.Topology):
         self.config, self.model, self.optimizer, self.scaler = config, model, optimizer, scaler
-        self.vocab, self.cache, self.state, self.topo = vocab, cache, state, topo
+        self.vocab, self.feature_config, self.stats, self.state, self.topo = vocab, feature_config, stats, state, topo
         self.last_save = time.monotonic()
 
     def due(self) -> bool:
@@ -371,7 +381,7 @@ class _Saver:
             info = {"step": self.state.step, "epoch": self.state.epoch, "dev": scores, "best_cer": self.state.best_cer,
                     "world_size": self.topo.world,
                     "train_config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self.config).items()}}
-            common = (self.model, self.vocab, self.cache.feature_config, self.cache.mean, self.cache.std)
+            common = (self.model, self.vocab, self.feature_config, *self.stats)
             save_checkpoint(out / "last.pt", *common, info=info, training_state=self._training_state())
             if best:
                 save_checkpoint(out / "best.pt", *common, info=info)

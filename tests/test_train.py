@@ -155,6 +155,35 @@ def test_init_from_starts_with_another_runs_weights(tiny_cache, tmp_path):
         train(tiny_config(tmp_path / "other", max_steps=1, encoder_hidden=48, init_from=source), cache)
 
 
+def test_a_fine_tuned_model_keeps_the_normalisation_it_was_trained_with(tiny_cache, tmp_path, monkeypatch):
+    """Fine-tuning on another corpus (whose cache has its own std) must not rescale the model's inputs."""
+    import speechcli.train as train_module
+
+    cache = FeatureCache(tiny_cache)
+    train(tiny_config(tmp_path / "source", max_steps=1), cache)
+    source = tmp_path / "source" / "last.pt"
+    other = FeatureCache(tiny_cache)
+    other.std = other.std * 1.5  # as if the new corpus held noisier or quieter copies
+    stds_used = []
+    real_collate = train_module.collate
+
+    def spying_collate(cache, entries, vocab, stats=None):
+        stds_used.append((stats if stats is not None else (cache.mean, cache.std))[1])
+        return real_collate(cache, entries, vocab, stats)
+
+    monkeypatch.setattr(train_module, "collate", spying_collate)
+    train(tiny_config(tmp_path / "tuned", epochs=1, max_steps=1, init_from=source), other)
+    source_std = read_bundle(source)["std"].numpy()
+    assert stds_used and all((std == source_std).all() for std in stds_used)
+    assert (read_bundle(tmp_path / "tuned" / "last.pt")["std"].numpy() == source_std).all()
+    # resumed, it goes on with them; a run with nothing to start from takes the cache's own
+    stds_used.clear()
+    train(tiny_config(tmp_path / "tuned", epochs=1, max_steps=2), other, resume=True)
+    assert stds_used and all((std == source_std).all() for std in stds_used)
+    train(tiny_config(tmp_path / "fresh", epochs=1, max_steps=1), other)
+    assert (read_bundle(tmp_path / "fresh" / "last.pt")["std"].numpy() == other.std).all()
+
+
 def test_init_from_and_resume_take_the_checkpoints_model_shape(tiny_cache, tmp_path):
     cache = FeatureCache(tiny_cache)
     train(tiny_config(tmp_path / "wide", max_steps=1, encoder_hidden=40), cache)
