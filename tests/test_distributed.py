@@ -22,9 +22,9 @@ from speechcli.cli import main
 
 seen = []
 original = train_module._load
-def recording_load(cache, entries, vocab, device):
+def recording_load(cache, entries, vocab, device, stats):
     seen.append([e.id for e in entries])
-    return original(cache, entries, vocab, device)
+    return original(cache, entries, vocab, device, stats)
 train_module._load = recording_load
 try:
     sys.argv = ["speechcli", *sys.argv[1:]]
