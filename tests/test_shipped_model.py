@@ -53,23 +53,27 @@ def test_words_of_a_slowed_pass_are_timed_on_the_recording(tmp_path):
     assert abs(timed[0.8][0] - timed[1.0][0]) <= 0.12 and abs(timed[0.8][1] - timed[1.0][1]) <= 0.12
 
 
-def test_a_recording_padded_with_digital_silence_reads_as_without():
+def test_a_recording_padded_with_digital_silence_reads_as_well_as_without():
     # before pieces left the zeros at their edges out, 1 s of them on each side turned this Kathleen
-    # prompt into "and how are your coming brown to this is still he explained"
+    # prompt into "and how are your coming brown to this is still he explained" (7 word errors in 9)
     import numpy as np
     import pytest
 
     from conftest import SHARED_DATA
     from speechcli.audio import load_audio
     from speechcli.checkpoint import load_model
+    from speechcli.metrics import word_errors
+    from speechcli.text import normalize_text
     from speechcli.transcription import transcribe
 
     clip = SHARED_DATA / "arctic-kathleen" / "flac" / "arctic_a0014_1592748281.flac"
     if not clip.is_file():
         pytest.skip(f"shared data not available at {SHARED_DATA}")
+    reference = normalize_text("Now you're coming down to business, Phil, he exclaimed.")
     loaded = load_model(ROOT / "models" / "base.pt")
     samples = load_audio(clip, loaded.feature_config.sample_rate)
     zeros = np.zeros(loaded.feature_config.sample_rate, dtype=np.float32)
-    plain = transcribe(loaded, ("plain", samples)).text
-    assert plain.startswith("now") and plain.endswith("he explained")
-    assert transcribe(loaded, ("padded", np.concatenate([zeros, samples, zeros]))).text == plain
+    plain, _ = word_errors(reference, transcribe(loaded, ("plain", samples)).text)
+    padded, _ = word_errors(reference, transcribe(loaded, ("padded", np.concatenate([zeros, samples, zeros]))).text)
+    assert padded <= plain + 1, (padded, plain)  # the 0.05 s of zeros kept at each edge may move a word
+    assert padded <= 4
