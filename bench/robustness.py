@@ -54,7 +54,7 @@ CONDITIONS = {
     "8 kHz": lambda x, rng: (_resampled(x, 8_000), 8_000, "wav"),
     "mp3 at 48 kHz": lambda x, rng: (_resampled(x, 48_000), 48_000, "mp3"),
     "20 dB quieter": lambda x, rng: (x * 0.1, RATE, "wav"),
-    "40 dB quieter (16-bit: pauses turn to exact zeros)": lambda x, rng: (x * 0.01, RATE, "wav"),
+    "40 dB quieter (16-bit: quantisation noise)": lambda x, rng: (x * 0.01, RATE, "wav"),
     "white noise, 20 dB SNR": lambda x, rng: (_noisy(x, 20, rng), RATE, "wav"),
     "white noise, 10 dB SNR": lambda x, rng: (_noisy(x, 10, rng), RATE, "wav"),
     "1 s of digital silence before and after": lambda x, rng: (np.concatenate([_zeros(1), x, _zeros(1)]), RATE, "wav"),
