@@ -194,10 +194,11 @@ def _join_short(pieces: list[tuple[int, int]], max_frames: int, digital_silence:
     trained on whole sentences, and decoding each phrase of a sentence on its own costs words.
     Pieces apart by a long stretch of digital silence stay apart, so that the zeros end up at
     piece edges, where `_without_zero_edges` leaves them out."""
+    min_zero_gap = int(ZERO_GAP_S / FRAME_S)
     joined: list[tuple[int, int]] = []
     for start, end in pieces:
-        apart = bool(joined) and _longest_run(digital_silence[joined[-1][1] : start]) >= int(ZERO_GAP_S / FRAME_S)
-        if joined and end - joined[-1][0] <= max_frames and not apart:
+        if (joined and end - joined[-1][0] <= max_frames
+                and _longest_run(digital_silence[joined[-1][1] : start]) < min_zero_gap):
             joined[-1] = (joined[-1][0], end)
         else:
             joined.append((start, end))

@@ -3,24 +3,27 @@
 from __future__ import annotations
 
 import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-_RECIPE = Path(__file__).parents[1] / "recipes/english"
-sys.path.insert(0, str(_RECIPE))  # make_corpus is a script beside its helpers, not a package
-_SPEC = importlib.util.spec_from_file_location("make_corpus", _RECIPE / "make_corpus.py")
+_SPEC = importlib.util.spec_from_file_location("make_corpus", Path(__file__).parents[1] / "recipes/english/make_corpus.py")
 make_corpus = importlib.util.module_from_spec(_SPEC)
 _SPEC.loader.exec_module(make_corpus)
 
 RATE = make_corpus.SAMPLE_RATE
 
 
+def _seeds_for(condition: str, count: int = 1) -> list[int]:
+    """The first ``count`` seeds that draw ``condition``."""
+    seeds = (s for s in range(1000) if make_corpus.draw_condition(np.random.default_rng(s)) == condition)
+    return [next(seeds) for _ in range(count)]
+
+
 def _seed_for(condition: str) -> int:
-    return next(s for s in range(1000) if make_corpus.draw_condition(np.random.default_rng(s)) == condition)
+    return _seeds_for(condition)[0]
 
 
 def _speech_like(seconds: float = 2.0) -> np.ndarray:
@@ -47,7 +50,7 @@ def test_conditions_are_drawn_in_their_shares_and_repeat_with_the_seed():
 
 def test_noise_is_added_at_5_to_25_db_snr():
     wave = _speech_like()
-    for seed in [s for s in range(200) if make_corpus.draw_condition(np.random.default_rng(s)) == "noise"][:10]:
+    for seed in _seeds_for("noise", 10):
         noise = make_corpus.recorded_condition(wave, seed) - wave
         snr_db = 10 * np.log10(np.mean(wave.astype(np.float64) ** 2) / np.mean(noise.astype(np.float64) ** 2))
         assert 5 - 0.1 < snr_db < 25 + 0.1

@@ -258,15 +258,19 @@ def telephone_band(wave, rng):
     spectrum = np.fft.rfft(wave)
     freqs = np.fft.rfftfreq(len(wave), 1 / SAMPLE_RATE)
     spectrum[(freqs < 300) | (freqs > 3400)] = 0
-    narrow = np.fft.irfft(spectrum, len(wave)).astype(np.float32)
-    return resample(resample(narrow, SAMPLE_RATE, 8000), 8000, SAMPLE_RATE)
+    return eight_khz_round_trip(np.fft.irfft(spectrum, len(wave)))
+
+
+def eight_khz_round_trip(wave):
+    """Down to 8 kHz and back: nothing above 4 kHz is left."""
+    return resample(resample(wave.astype(np.float32), SAMPLE_RATE, 8000), 8000, SAMPLE_RATE)
 
 
 def narrowband(wave, rng):
     """An 8 kHz round trip, half the time with the telephone band-pass too."""
     if rng.random() < 0.5:
         return telephone_band(wave, rng)
-    return resample(resample(wave.astype(np.float32), SAMPLE_RATE, 8000), 8000, SAMPLE_RATE)
+    return eight_khz_round_trip(wave)
 
 
 def quiet(wave, rng):

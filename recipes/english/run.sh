@@ -12,6 +12,14 @@ out=work/english
 export OMP_WAIT_POLICY=PASSIVE
 dev_sets="dev_synth dev_kathleen dev_cv dev_so762 dev_fsdd dev_fsdd_nicolas"
 
+train_in_background() {  # run directory, then the options that differ between training and fine-tuning
+    local run=$1; shift
+    OMP_NUM_THREADS=1 nohup torchrun --standalone --nproc_per_node 2 -m speechcli train \
+        --data "$out/cache/train" --dev "$out/cache/dev_cv" --out "$run" --epochs 12 --batch-frames 6000 \
+        --warmup-steps 100 --ctc-weight 0.5 --dropout 0.1 --no-spec-augment --threads 1 --resume "$@" > "$run.log" 2>&1 &
+    echo "training in the background: tail -f $run.log"
+}
+
 case "${1:-}" in
 corpus)
     python recipes/english/make_corpus.py --out "$out" --hours 15 --jobs 2 --condition-copies ;;
@@ -25,20 +33,12 @@ train)
     # Two 1-thread processes: on 2 cores one 2-thread process trains at 13 audio-s/s, one 1-thread
     # process at 22, two 1-thread processes (torchrun) at about 31; 6000-frame batches, the unpacked
     # encoder and bf16 autocast (--precision auto on a CPU with AVX512-BF16) took that to about 60.
-    OMP_NUM_THREADS=1 nohup torchrun --standalone --nproc_per_node 2 -m speechcli train \
-        --data "$out/cache/train" --dev "$out/cache/dev_cv" --out runs/english \
-        --epochs 12 --max-steps 20000 --max-minutes 1200 --batch-frames 6000 --lr 1.5e-3 --warmup-steps 100 \
-        --ctc-weight 0.5 --dropout 0.1 --no-spec-augment --threads 1 --resume > runs/english.log 2>&1 &
-    echo "training in the background: tail -f runs/english.log" ;;
+    train_in_background runs/english --max-steps 20000 --max-minutes 1200 --lr 1.5e-3 ;;
 finetune)
     # the fourteenth stretch of models/README.md: the shipped weights, 95 more minutes on the corpus whose real
     # clips also have a copy under another recording condition (noise, narrow band, quiet, reverb, zeros);
     # the starting checkpoint's feature statistics are kept. Export runs/english_cond/last.pt afterwards.
-    OMP_NUM_THREADS=1 nohup torchrun --standalone --nproc_per_node 2 -m speechcli train \
-        --data "$out/cache/train" --dev "$out/cache/dev_cv" --out runs/english_cond --init-from "${2:-models/base.pt}" \
-        --epochs 12 --max-minutes 95 --batch-frames 6000 --lr 3e-4 --warmup-steps 100 \
-        --ctc-weight 0.5 --dropout 0.1 --no-spec-augment --threads 1 --resume > runs/english_cond.log 2>&1 &
-    echo "fine-tuning in the background: tail -f runs/english_cond.log" ;;
+    train_in_background runs/english_cond --init-from "${2:-models/base.pt}" --max-minutes 95 --lr 3e-4 ;;
 export)
     # last.pt, the end of an annealed schedule: best.pt is picked by greedy CER on 300 clips, which is noisy,
     # and at step 10,800 last.pt beat it with the beam and the LM on all three 80-clip samples (models/README.md)
