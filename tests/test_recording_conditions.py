@@ -91,10 +91,27 @@ def test_a_copy_is_written_once_under_the_name_of_its_condition(tmp_path):
     sf.write(source, _speech_like(), RATE, subtype="PCM_16")
     row = (str(source), "some words", "cv")
     out = tmp_path / "corpus"
-    made, seconds = make_corpus.condition_copy((row, out, 1234))
+    made, seconds = make_corpus.condition_copy((row, out, 1234, 0))
     relpath = make_corpus.condition_relpath(row, 1234)
     condition = make_corpus.draw_condition(np.random.default_rng(make_corpus.clip_seed(row, 1234)))
     assert made == 1 and seconds >= 2.0 and (out / relpath).is_file()
     assert relpath == f"real_cond/cv/clip_{condition}.wav"
-    assert make_corpus.condition_copy((row, out, 1234)) == (0, 0.0)  # resumable: not made again
+    assert make_corpus.condition_copy((row, out, 1234, 0)) == (0, 0.0)  # resumable: not made again
     assert make_corpus.condition_rows([row], 1234) == [(relpath, "some words", "cv_cond")]
+
+
+def test_a_later_round_draws_every_copy_afresh_beside_the_first(tmp_path):
+    source = tmp_path / "clip.wav"
+    wave = _speech_like()
+    sf.write(source, wave, RATE, subtype="PCM_16")
+    row = (str(source), "some words", "cv")
+    out = tmp_path / "corpus"
+    first, second = (make_corpus.condition_relpath(row, 1234, r) for r in (0, 1))
+    assert second.startswith("real_cond/cv/clip_r1_") and not first.startswith("real_cond/cv/clip_r1_")
+    for round_ in (0, 1):
+        assert make_corpus.condition_copy((row, out, 1234, round_))[0] == 1
+    assert (out / first).is_file() and (out / second).is_file()
+    assert not np.array_equal(sf.read(out / first)[0], sf.read(out / second)[0])
+    assert make_corpus.condition_rows([row], 1234, 1) == [(second, "some words", "cv_cond")]
+    seeds = {make_corpus.clip_seed(row, 1234, r) for r in range(20)}
+    assert len(seeds) == 20  # twenty rounds, twenty different draws

@@ -3,8 +3,9 @@
 Writes, under --out:
   synth/<split>/<book>/<key>.wav  synthetic speech (espeak-ng, flite, festival), 16 kHz mono 16-bit
   real_sp/<source>/<stem>_sp<f>.wav  speed-perturbed copies of the real training clips
-  real_cond/<source>/<stem>_<condition>.wav  with --condition-copies: the real training clips as other
-                                  recordings would capture them (noise, narrow band, quiet 16-bit, reverb, zeros)
+  real_cond/<source>/<stem>[_r<n>]_<condition>.wav  with --condition-copies: the real training clips as other
+                                  recordings would capture them (noise, narrow band, quiet 16-bit, reverb, zeros);
+                                  _r<n> for --condition-round n > 0, a fresh draw
   train.tsv, dev_*.tsv            manifests: audio_path<TAB>transcript, no header
   stats.json                      hours and clip counts per manifest and per source
 
@@ -506,27 +507,30 @@ def perturb_clip(args) -> tuple[int, float]:
 
 def condition_copy(args) -> tuple[int, float]:
     """Worker: write the recorded-condition copy of one real clip unless it exists."""
-    row, out, seed = args
-    relpath = condition_relpath(row, seed)
+    row, out, seed, round_ = args
+    relpath = condition_relpath(row, seed, round_)
     if (out / relpath).exists():
         return 0, 0.0
-    wave = recorded_condition(read_mono_16k(row[0]), clip_seed(row, seed))
+    wave = recorded_condition(read_mono_16k(row[0]), clip_seed(row, seed, round_))
     write_wav(wave, out / relpath)
     return 1, len(wave) / SAMPLE_RATE
 
 
-def clip_seed(row, seed: int) -> int:
-    return zlib.crc32(f"{seed}:{row[0]}".encode())
+def clip_seed(row, seed: int, round_: int = 0) -> int:
+    """Round 0 keeps the seeds (and so the files) of the first draw; each later round draws afresh."""
+    key = f"{seed}:{row[0]}" if round_ == 0 else f"{seed}:{round_}:{row[0]}"
+    return zlib.crc32(key.encode())
 
 
-def condition_relpath(row, seed: int) -> str:
+def condition_relpath(row, seed: int, round_: int = 0) -> str:
     """The condition is part of the name, so that a listing shows what each copy went through."""
-    name = draw_condition(np.random.default_rng(clip_seed(row, seed)))
-    return f"real_cond/{row[2]}/{Path(row[0]).stem}_{name}.wav"
+    name = draw_condition(np.random.default_rng(clip_seed(row, seed, round_)))
+    round_tag = f"_r{round_}" if round_ else ""
+    return f"real_cond/{row[2]}/{Path(row[0]).stem}{round_tag}_{name}.wav"
 
 
-def condition_rows(rows, seed: int):
-    return [(condition_relpath(r, seed), r[1], f"{r[2]}_cond") for r in rows]
+def condition_rows(rows, seed: int, round_: int = 0):
+    return [(condition_relpath(r, seed, round_), r[1], f"{r[2]}_cond") for r in rows]
 
 
 def with_perturbed_copies(rows):
@@ -605,6 +609,9 @@ def parse_args():
     parser.add_argument("--condition-copies", action="store_true",
                         help="also one copy of each real training clip as another recording would capture it "
                              "(noise, narrow band, quiet 16-bit, reverb or digital silence around it)")
+    parser.add_argument("--condition-round", type=int, default=0, metavar="N",
+                        help="which draw of those copies to write and list in train.tsv: 0 is the first; "
+                             "a later round draws every clip's condition afresh, for another fine-tuning stretch")
     return parser.parse_args()
 
 
@@ -634,9 +641,9 @@ def build_real(args) -> tuple[list, dict, dict]:
     timing = {"speed_perturbation_this_run": timing}
     rows = with_perturbed_copies(train)
     if args.condition_copies:
-        tasks = [(row, args.out, args.seed) for row in train]
+        tasks = [(row, args.out, args.seed, args.condition_round) for row in train]
         timing["recording_conditions_this_run"] = run_pool(condition_copy, tasks, args.jobs, "recording conditions")
-        rows += condition_rows(train, args.seed)
+        rows += condition_rows(train, args.seed, args.condition_round)
     return rows, devs, timing
 
 
@@ -648,7 +655,8 @@ def main() -> None:
     real_train, real_devs, real_timing = ([], {}, {}) if args.skip_real else build_real(args)
     stats = {"synthesis_this_run": synth_timing, **real_timing,
              "args": {"hours": args.hours, "number_clips": args.number_clips, "jobs": args.jobs,
-                      "seed": args.seed, "condition_copies": args.condition_copies},
+                      "seed": args.seed, "condition_copies": args.condition_copies,
+                      "condition_round": args.condition_round},
              "manifests": {}}
     write_voice_list(args.out, train + dev_synth)
     manifests = {"train": synth_rows(train) + real_train, "dev_synth": synth_rows(dev_synth), **real_devs}

@@ -6,25 +6,34 @@
 #   recipes/english/run.sh finetune   # background fine-tuning of models/base.pt's weights, log in runs/english_cond.log
 #   recipes/english/run.sh export     # runs/english_cond/last.pt (or the checkpoint given) + character and word LMs -> models/base.pt
 #   recipes/english/run.sh evaluate   # WER/CER on every dev set
+# CONDITION_ROUND=n before corpus, features, train or finetune: the n-th fresh draw of the real clips'
+# recording-condition copies (models/README.md, fifteenth stretch), cached in work/english/cache/train_r<n>;
+# the run directories get the same _r<n> suffix
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=work/english
 export OMP_WAIT_POLICY=PASSIVE
 dev_sets="dev_synth dev_kathleen dev_cv dev_so762 dev_fsdd dev_fsdd_nicolas"
+# which draw of the real clips' recording-condition copies train.tsv lists (make_corpus.py --condition-round);
+# a later round is a fresh draw for another fine-tuning stretch, featurized into its own cache
+round=${CONDITION_ROUND:-0}
+suffix=$([ "$round" = 0 ] || echo "_r$round")  # of the train cache and the run directories
+train_cache=$out/cache/train$suffix
 
 train_in_background() {  # run directory, then the options that differ between training and fine-tuning
     local run=$1; shift
     OMP_NUM_THREADS=1 nohup torchrun --standalone --nproc_per_node 2 -m speechcli train \
-        --data "$out/cache/train" --dev "$out/cache/dev_cv" --out "$run" --epochs 12 --batch-frames 6000 \
+        --data "$train_cache" --dev "$out/cache/dev_cv" --out "$run" --epochs 12 --batch-frames 6000 \
         --warmup-steps 100 --ctc-weight 0.5 --dropout 0.1 --no-spec-augment --threads 1 --resume "$@" > "$run.log" 2>&1 &
     echo "training in the background: tail -f $run.log"
 }
 
 case "${1:-}" in
 corpus)
-    python recipes/english/make_corpus.py --out "$out" --hours 15 --jobs 2 --condition-copies ;;
+    python recipes/english/make_corpus.py --out "$out" --hours 15 --jobs 2 --condition-copies --condition-round "$round" ;;
 features)
-    for set in train $dev_sets; do
+    speechcli featurize --data "$out/train.tsv" --cache "$train_cache" --jobs 2
+    for set in $dev_sets; do
         speechcli featurize --data "$out/$set.tsv" --cache "$out/cache/$set" --jobs 2
     done ;;
 train)
@@ -33,12 +42,12 @@ train)
     # Two 1-thread processes: on 2 cores one 2-thread process trains at 13 audio-s/s, one 1-thread
     # process at 22, two 1-thread processes (torchrun) at about 31; 6000-frame batches, the unpacked
     # encoder and bf16 autocast (--precision auto on a CPU with AVX512-BF16) took that to about 60.
-    train_in_background runs/english --max-steps 20000 --max-minutes 1200 --lr 1.5e-3 ;;
+    train_in_background runs/english$suffix --max-steps 20000 --max-minutes 1200 --lr 1.5e-3 ;;
 finetune)
     # the fourteenth stretch of models/README.md: the shipped weights, 95 more minutes on the corpus whose real
     # clips also have a copy under another recording condition (noise, narrow band, quiet, reverb, zeros);
     # the starting checkpoint's feature statistics are kept. Export runs/english_cond/last.pt afterwards.
-    train_in_background runs/english_cond --init-from "${2:-models/base.pt}" --max-minutes 95 --lr 3e-4 ;;
+    train_in_background runs/english_cond$suffix --init-from "${2:-models/base.pt}" --max-minutes 95 --lr 3e-4 ;;
 export)
     # last.pt, the end of an annealed schedule: best.pt is picked by greedy CER on 300 clips, which is noisy,
     # and at step 10,800 last.pt beat it with the beam and the LM on all three 80-clip samples (models/README.md)
@@ -49,5 +58,5 @@ evaluate)
         speechcli evaluate --data "$out/$set.tsv" --worst 3
     done ;;
 *)
-    sed -n '2,8p' "$0"; exit 2 ;;
+    sed -n '2,11p' "$0"; exit 2 ;;
 esac
