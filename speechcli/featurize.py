@@ -10,7 +10,7 @@ Layout of a cache directory::
 
 Every file is written to a temporary name and renamed, so an interrupted run loses nothing
 and a rerun skips the chunks that are done (a chunk is done once its ``.json`` exists; it is
-renamed into place after the ``.npy``). ``shard=(i, n)`` lets independent processes (cluster
+renamed into place after the ``.npy``; a done chunk must hold the utterances the corpus puts there). ``shard=(i, n)`` lets independent processes (cluster
 array jobs) each do every n-th chunk. Whichever process finds all chunks present writes the
 manifest and stats (the merge reads only the small ``.json`` files); :func:`merge_cache`
 does the same step on its own, for a final job after an array of shards. Two processes
@@ -76,6 +76,7 @@ def featurize(
     shard_index, shard_count = shard
     if not (shard_count >= 1 and 0 <= shard_index < shard_count):
         raise DatasetError(f"shard {shard_index}/{shard_count}: expected 0 <= i < N")
+    _check_done_chunks(cache_dir, chunks)
     mine = [k for k in range(len(chunks)) if k % shard_count == shard_index]
     todo = [k for k in mine if not _chunk_done(cache_dir, k)]
     report = FeaturizeReport(chunks_total=len(chunks), chunks_skipped=len(mine) - len(todo))
@@ -271,6 +272,22 @@ def _fingerprint(utterances: Sequence[Utterance]) -> str:
     for utt in utterances:
         digest.update(f"{utt.id}\t{utt.audio_path}\t{utt.text}\n".encode())
     return digest.hexdigest()
+
+
+def _check_done_chunks(cache_dir: Path, chunks: list) -> None:
+    """Refuse chunk files that hold other utterances than the corpus puts there.
+
+    config.json's fingerprint guards a rerun; this catches chunks copied or linked in from another
+    cache (utterances are sorted by id, so chunk k of a changed corpus holds other clips).
+    """
+    for k, chunk in enumerate(chunks):
+        if not _chunk_done(cache_dir, k):
+            continue
+        meta = json.loads(_chunk_path(cache_dir, k).with_suffix(".json").read_text())
+        held = sorted(item["id"] for item in meta["utterances"] + meta["failures"])
+        if held != [utt.id for utt in chunk]:
+            raise DatasetError(f"{cache_dir}: chunk {k} holds other utterances than this corpus puts there; "
+                               "delete the cache or choose another --cache directory")
 
 
 def _chunk_path(cache_dir: Path, index: int) -> Path:

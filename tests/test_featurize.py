@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from speechcli.cli import app
 from speechcli.corpus import read_corpus
 from speechcli.data import FeatureCache
+from speechcli.errors import DatasetError
 from speechcli.featurize import featurize, merge_cache
 
 WORDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
@@ -104,3 +105,20 @@ def test_rerun_skips_done_chunks_and_refuses_other_settings(corpus, reference, t
     assert before == {p: p.stat().st_mtime_ns for p in (cache / "chunks").glob("*.npy")}
     with pytest.raises(Exception, match="another corpus or other feature settings"):
         featurize(utterances, cache, chunk_size=7)
+
+
+def test_chunks_brought_in_from_another_corpus_are_refused(corpus, tmp_path):
+    utterances = read_corpus(corpus)
+    other = tmp_path / "other"
+    featurize(utterances[:10], other, chunk_size=5)
+    cache = tmp_path / "cache"
+    (cache / "chunks").mkdir(parents=True)
+    for name in ("00000.npy", "00000.json"):  # chunk 0 of the first ten clips is chunk 0 here too
+        (cache / "chunks" / name).write_bytes((other / "chunks" / name).read_bytes())
+    assert featurize(utterances, cache, chunk_size=5).chunks_skipped == 1
+    stale = tmp_path / "stale"
+    (stale / "chunks").mkdir(parents=True)
+    for name in ("00000.npy", "00000.json"):  # chunk 0 of clips 5-14 is not chunk 0 of the corpus
+        (stale / "chunks" / name).write_bytes((other / "chunks" / name).read_bytes())
+    with pytest.raises(DatasetError, match="chunk 0 holds other utterances"):
+        featurize(utterances[5:], stale, chunk_size=5)
