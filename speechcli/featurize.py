@@ -10,11 +10,12 @@ Layout of a cache directory::
 
 Every file is written to a temporary name and renamed, so an interrupted run loses nothing
 and a rerun skips the chunks that are done (a chunk is done once its ``.json`` exists; it is
-renamed into place after the ``.npy``; a done chunk must hold the utterances the corpus puts there). ``shard=(i, n)`` lets independent processes (cluster
-array jobs) each do every n-th chunk. Whichever process finds all chunks present writes the
-manifest and stats (the merge reads only the small ``.json`` files); :func:`merge_cache`
-does the same step on its own, for a final job after an array of shards. Two processes
-merging at once write identical files, each by atomic rename, so that race is harmless.
+renamed into place after the ``.npy``; a done chunk must hold the utterances the corpus puts
+there). ``shard=(i, n)`` lets independent processes (cluster array jobs) each do every n-th
+chunk. Whichever process finds all chunks present writes the manifest and stats (the merge
+reads only the small ``.json`` files); :func:`merge_cache` does the same step on its own, for a
+final job after an array of shards. Two processes merging at once write identical files, each
+by atomic rename, so that race is harmless.
 """
 
 from __future__ import annotations

@@ -111,14 +111,16 @@ def test_chunks_brought_in_from_another_corpus_are_refused(corpus, tmp_path):
     utterances = read_corpus(corpus)
     other = tmp_path / "other"
     featurize(utterances[:10], other, chunk_size=5)
-    cache = tmp_path / "cache"
-    (cache / "chunks").mkdir(parents=True)
-    for name in ("00000.npy", "00000.json"):  # chunk 0 of the first ten clips is chunk 0 here too
-        (cache / "chunks" / name).write_bytes((other / "chunks" / name).read_bytes())
-    assert featurize(utterances, cache, chunk_size=5).chunks_skipped == 1
-    stale = tmp_path / "stale"
-    (stale / "chunks").mkdir(parents=True)
-    for name in ("00000.npy", "00000.json"):  # chunk 0 of clips 5-14 is not chunk 0 of the corpus
-        (stale / "chunks" / name).write_bytes((other / "chunks" / name).read_bytes())
+    cache = _with_first_chunk_of(other, tmp_path / "cache")
+    assert featurize(utterances, cache, chunk_size=5).chunks_skipped == 1  # the same five clips come first
+    stale = _with_first_chunk_of(other, tmp_path / "stale")
     with pytest.raises(DatasetError, match="chunk 0 holds other utterances"):
-        featurize(utterances[5:], stale, chunk_size=5)
+        featurize(utterances[5:], stale, chunk_size=5)  # without the first five, chunk 0 holds five others
+
+
+def _with_first_chunk_of(source: Path, cache: Path) -> Path:
+    """A new cache folder holding only a copy of ``source``'s chunk 0."""
+    (cache / "chunks").mkdir(parents=True)
+    for name in ("00000.npy", "00000.json"):
+        (cache / "chunks" / name).write_bytes((source / "chunks" / name).read_bytes())
+    return cache

@@ -14,9 +14,7 @@ cd "$(dirname "$0")/../.."
 out=work/english
 export OMP_WAIT_POLICY=PASSIVE
 dev_sets="dev_synth dev_kathleen dev_cv dev_so762 dev_fsdd dev_fsdd_nicolas"
-# which draw of the real clips' recording-condition copies train.tsv lists (make_corpus.py --condition-round);
-# a later round is a fresh draw for another fine-tuning stretch, featurized into its own cache
-round=${CONDITION_ROUND:-0}
+round=${CONDITION_ROUND:-0}  # make_corpus.py --condition-round (see the top)
 suffix=$([ "$round" = 0 ] || echo "_r$round")  # of the train cache and the run directories
 train_cache=$out/cache/train$suffix
 
