@@ -1,5 +1,5 @@
 """WER of `speechcli` on the same sentences recorded in other ways: rates, channels, level, noise, mp3,
-digital silence around them, several sentences in one file.
+digital silence or a quiet room around them, several sentences in one file.
 
 Each condition is written to a temporary file (16-bit WAV unless the condition is mp3) and read back
 through `transcribe_many`, as `speechcli transcribe` reads a file; the transcripts are scored with
@@ -46,6 +46,14 @@ def _zeros(seconds: float) -> np.ndarray:
     return np.zeros(int(seconds * RATE), np.float32)
 
 
+def _in_quiet_room(x: np.ndarray, rng: np.random.Generator, seconds: float = 1.0, snr_db: float = 35.0) -> np.ndarray:
+    """``seconds`` of silence before and after, and a faint noise floor (``snr_db`` below the speech)
+    throughout: a clip recorded with pauses around it on an ordinary microphone."""
+    padded = np.concatenate([_zeros(seconds), x, _zeros(seconds)])
+    noise_power = float(np.mean(x ** 2)) / 10 ** (snr_db / 10)
+    return padded + rng.normal(0, np.sqrt(noise_power), padded.shape).astype(np.float32)
+
+
 # name → (samples at 16 kHz → (samples, rate, format))
 CONDITIONS = {
     "as recorded (16 kHz WAV)": lambda x, rng: (x, RATE, "wav"),
@@ -58,6 +66,8 @@ CONDITIONS = {
     "white noise, 20 dB SNR": lambda x, rng: (_noisy(x, 20, rng), RATE, "wav"),
     "white noise, 10 dB SNR": lambda x, rng: (_noisy(x, 10, rng), RATE, "wav"),
     "1 s of digital silence before and after": lambda x, rng: (np.concatenate([_zeros(1), x, _zeros(1)]), RATE, "wav"),
+    "1 s of quiet room before and after (noise floor 35 dB below the speech)":
+        lambda x, rng: (_in_quiet_room(x, rng), RATE, "wav"),
 }
 
 

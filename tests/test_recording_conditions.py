@@ -16,9 +16,9 @@ _SPEC.loader.exec_module(make_corpus)
 RATE = make_corpus.SAMPLE_RATE
 
 
-def _seeds_for(condition: str, count: int = 1) -> list[int]:
-    """The first ``count`` seeds that draw ``condition``."""
-    seeds = (s for s in range(1000) if make_corpus.draw_condition(np.random.default_rng(s)) == condition)
+def _seeds_for(condition: str, count: int = 1, round_: int = 0) -> list[int]:
+    """The first ``count`` seeds that draw ``condition`` in ``round_``."""
+    seeds = (s for s in range(1000) if make_corpus.draw_condition(np.random.default_rng(s), round_) == condition)
     return [next(seeds) for _ in range(count)]
 
 
@@ -46,6 +46,28 @@ def test_conditions_are_drawn_in_their_shares_and_repeat_with_the_seed():
         assert drawn.count(name) / len(drawn) == pytest.approx(share, abs=0.03)
     wave = _speech_like()
     assert np.array_equal(make_corpus.recorded_condition(wave, 11), make_corpus.recorded_condition(wave, 11))
+
+
+def test_from_round_2_a_share_of_the_copies_has_a_quiet_room_around_it_and_earlier_rounds_stay_as_drawn():
+    for round_, shares in ((1, make_corpus.RECORDING_CONDITIONS), (2, make_corpus.RECORDING_CONDITIONS_WITH_ROOM)):
+        drawn = [make_corpus.draw_condition(np.random.default_rng(s), round_) for s in range(4000)]
+        assert sorted(set(drawn)) == sorted(shares)
+        for name, share in shares.items():
+            assert drawn.count(name) / len(drawn) == pytest.approx(share, abs=0.03)
+    assert "room" not in make_corpus.RECORDING_CONDITIONS and sum(make_corpus.RECORDING_CONDITIONS_WITH_ROOM.values()) == 1
+
+
+def test_a_quiet_room_pads_the_clip_with_a_faint_noise_floor_throughout():
+    wave = _speech_like()
+    for seed in _seeds_for("room", 6, round_=2):
+        roomy = make_corpus.recorded_condition(wave, seed, 2).astype(np.float64)
+        extra = len(roomy) - len(wave)
+        assert 0.4 * RATE <= extra <= 3.0 * RATE
+        edge = roomy[: int(0.2 * RATE)]  # before the speech starts: only the noise floor
+        assert edge.any()
+        floor_db = 10 * np.log10(np.mean(wave.astype(np.float64) ** 2) / np.mean(edge ** 2))
+        assert 25 - 10 < floor_db < 50 + 10  # brown noise over 0.2 s strays several dB from its level over the clip
+        assert np.abs(roomy).max() > 10 * np.abs(edge).max()  # the speech stands out of the room
 
 
 def test_noise_is_added_at_5_to_25_db_snr():

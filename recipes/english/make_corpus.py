@@ -5,7 +5,8 @@ Writes, under --out:
   real_sp/<source>/<stem>_sp<f>.wav  speed-perturbed copies of the real training clips
   real_cond/<source>/<stem>[_r<n>]_<condition>.wav  with --condition-copies: the real training clips as other
                                   recordings would capture them (noise, narrow band, quiet 16-bit, reverb, zeros);
-                                  _r<n> for --condition-round n > 0, a fresh draw
+                                  _r<n> for --condition-round n > 0, a fresh draw; from round 2 on,
+                                  also pauses in a quiet room (faint noise) around the clip
   train.tsv, dev_*.tsv            manifests: audio_path<TAB>transcript, no header
   stats.json                      hours and clip counts per manifest and per source
 
@@ -52,6 +53,11 @@ SPEED_FACTORS = (0.9, 1.1)
 # bench/robustness.py measured the shipped model on these: white noise at 20 dB SNR cost 9 WER points,
 # 8 kHz audio 12, 16-bit audio 40 dB quieter 4.5; only synthetic clips had been noised or band-limited.
 RECORDING_CONDITIONS = {"noise": 0.35, "narrowband": 0.25, "quiet": 0.15, "reverb": 0.15, "zeros": 0.10}
+# From round 2 on, a share of the copies has pauses in a quiet room around it: a second of faint noise
+# before "seven" turned the shipped model's transcript into "they" or "you want" (bench/robustness.py).
+ROOM_FROM_ROUND = 2
+RECORDING_CONDITIONS_WITH_ROOM = {"noise": 0.25, "narrowband": 0.20, "quiet": 0.10, "reverb": 0.10, "zeros": 0.05,
+                                  "room": 0.30}
 
 # mb-* (mbrola) voices need the mbrola binary and are left out.
 ESPEAK_VOICES = [
@@ -285,15 +291,27 @@ def zero_padded(wave, rng):
     return np.concatenate([before, wave, after])
 
 
-def draw_condition(rng: np.random.Generator) -> str:
-    names = list(RECORDING_CONDITIONS)
-    return names[rng.choice(len(names), p=list(RECORDING_CONDITIONS.values()))]
+def in_quiet_room(wave, rng):
+    """0.2-1.5 s of pause before and after, and a faint noise floor (25-50 dB below the speech)
+    throughout; a quarter of them also through a narrow band, as a phone or FSDD's 8 kHz clips."""
+    speech_power = np.mean(wave**2) + 1e-9
+    wave = zero_padded(wave, rng)
+    if rng.random() < 0.25:
+        wave = narrowband(wave, rng).astype(np.float64)
+    noise = coloured_noise(len(wave), rng.choice(["white", "pink", "brown"]), rng)
+    return wave + noise * np.sqrt(speech_power / 10 ** (rng.uniform(25, 50) / 10))
 
 
-def recorded_condition(wave: np.ndarray, seed: int) -> np.ndarray:
-    """``wave`` under the recording condition that ``draw_condition`` gives for ``seed``."""
+def draw_condition(rng: np.random.Generator, round_: int = 0) -> str:
+    shares = RECORDING_CONDITIONS_WITH_ROOM if round_ >= ROOM_FROM_ROUND else RECORDING_CONDITIONS
+    names = list(shares)
+    return names[rng.choice(len(names), p=list(shares.values()))]
+
+
+def recorded_condition(wave: np.ndarray, seed: int, round_: int = 0) -> np.ndarray:
+    """``wave`` under the recording condition that ``draw_condition`` gives for ``seed`` and ``round_``."""
     rng = np.random.default_rng(seed)
-    name = draw_condition(rng)
+    name = draw_condition(rng, round_)
     wave = wave.astype(np.float64)
     if name == "noise":
         wave = add_noise(wave, rng, snr_range=(5, 25))
@@ -305,6 +323,8 @@ def recorded_condition(wave: np.ndarray, seed: int) -> np.ndarray:
         wave = quiet(wave, rng)
     elif name == "reverb":
         wave = add_reverb(wave, rng)
+    elif name == "room":
+        wave = in_quiet_room(wave, rng)
     else:
         wave = zero_padded(wave, rng)
     return wave.astype(np.float32)
@@ -511,7 +531,7 @@ def condition_copy(args) -> tuple[int, float]:
     relpath = condition_relpath(row, seed, round_)
     if (out / relpath).exists():
         return 0, 0.0
-    wave = recorded_condition(read_mono_16k(row[0]), clip_seed(row, seed, round_))
+    wave = recorded_condition(read_mono_16k(row[0]), clip_seed(row, seed, round_), round_)
     write_wav(wave, out / relpath)
     return 1, len(wave) / SAMPLE_RATE
 
@@ -524,7 +544,7 @@ def clip_seed(row, seed: int, round_: int = 0) -> int:
 
 def condition_relpath(row, seed: int, round_: int = 0) -> str:
     """The condition is part of the name, so that a listing shows what each copy went through."""
-    name = draw_condition(np.random.default_rng(clip_seed(row, seed, round_)))
+    name = draw_condition(np.random.default_rng(clip_seed(row, seed, round_)), round_)
     round_tag = f"_r{round_}" if round_ else ""
     return f"real_cond/{row[2]}/{Path(row[0]).stem}{round_tag}_{name}.wav"
 

@@ -8,7 +8,8 @@
 #   recipes/english/run.sh evaluate   # WER/CER on every dev set
 # CONDITION_ROUND=n before corpus, features, train or finetune: the n-th fresh draw of the real clips'
 # recording-condition copies (models/README.md, fifteenth stretch), cached in work/english/cache/train_r<n>;
-# the run directories get the same _r<n> suffix
+# the run directories get the same _r<n> suffix; from round 2 on the copies include pauses in a quiet room
+# (models/README.md, sixteenth stretch)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=work/english
@@ -56,5 +57,5 @@ evaluate)
         speechcli evaluate --data "$out/$set.tsv" --worst 3
     done ;;
 *)
-    sed -n '2,11p' "$0"; exit 2 ;;
+    sed -n '2,12p' "$0"; exit 2 ;;
 esac
