@@ -53,8 +53,8 @@ SPEED_FACTORS = (0.9, 1.1)
 # bench/robustness.py measured the shipped model on these: white noise at 20 dB SNR cost 9 WER points,
 # 8 kHz audio 12, 16-bit audio 40 dB quieter 4.5; only synthetic clips had been noised or band-limited.
 RECORDING_CONDITIONS = {"noise": 0.35, "narrowband": 0.25, "quiet": 0.15, "reverb": 0.15, "zeros": 0.10}
-# From round 2 on, a share of the copies has pauses in a quiet room around it: a second of faint noise
-# before "seven" turned the shipped model's transcript into "they" or "you want" (bench/robustness.py).
+# From round 2 on, a share of the copies has pauses in a quiet room around it: a second of faint noise before
+# and after 100 of nicolas's digits took the model shipped until then from 17 to 79 % WER ("they", "you want").
 ROOM_FROM_ROUND = 2
 RECORDING_CONDITIONS_WITH_ROOM = {"noise": 0.25, "narrowband": 0.20, "quiet": 0.10, "reverb": 0.10, "zeros": 0.05,
                                   "room": 0.30}
