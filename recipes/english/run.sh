@@ -4,7 +4,8 @@
 #   recipes/english/run.sh features   # log-mel caches of train and dev sets
 #   recipes/english/run.sh train      # background training, log in runs/english.log (resumes from last.pt)
 #   recipes/english/run.sh finetune   # background fine-tuning of models/base.pt's weights, log in runs/english_cond.log
-#   recipes/english/run.sh export     # runs/english_cond/last.pt (or the checkpoint given) + character and word LMs -> models/base.pt
+#   recipes/english/run.sh export     # runs/english_cond/last.pt (or the checkpoint given, then export.py options
+#                                     # such as --average CKPT...) + character and word LMs -> models/base.pt
 #   recipes/english/run.sh evaluate   # WER/CER on every dev set
 # CONDITION_ROUND=n before corpus, features, train or finetune: the n-th fresh draw of the real clips'
 # recording-condition copies (models/README.md, fifteenth stretch), cached in work/english/cache/train_r<n>;
@@ -50,12 +51,14 @@ finetune)
 export)
     # last.pt, the end of an annealed schedule: best.pt is picked by greedy CER on 300 clips, which is noisy,
     # and at step 10,800 last.pt beat it with the beam and the LM on all three 80-clip samples (models/README.md)
-    python recipes/english/export.py "${2:-runs/english_cond/last.pt}" models/base.pt --ctc-weight 0.2 --lm-weight 0.2 --beam-size 8 ;;
+    # the shipped model: run.sh export runs/english_cond_r2/last.pt --average runs/english_cond/last.pt
+    python recipes/english/export.py "${2:-runs/english_cond/last.pt}" models/base.pt --ctc-weight 0.2 --lm-weight 0.2 \
+        --beam-size 8 "${@:3}" ;;
 evaluate)
     for set in $dev_sets; do
         echo "== $set"
         speechcli evaluate --data "$out/$set.tsv" --worst 3
     done ;;
 *)
-    sed -n '2,12p' "$0"; exit 2 ;;
+    sed -n '2,13p' "$0"; exit 2 ;;
 esac
