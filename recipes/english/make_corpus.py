@@ -47,6 +47,7 @@ NUMBER_AUGMENT_FRACTION = 0.7
 WORDS_PER_SECOND = 3.1  # planning estimate (fits the trial: ~3.6 s per sentence); stats.json has measured hours
 ENGINE_SHARE = {"espeak": 0.55, "flite": 0.30, "festival": 0.15}  # by hours
 AUGMENT_FRACTION = 0.5
+SYNTH_ROUND_SEED_OFFSET = 100  # --synth-round n draws from random.Random(seed + 100 + n)
 CHUNK_SIZE = {"espeak": 25, "flite": 25, "festival": 40}  # festival: one process per chunk
 SPEED_FACTORS = (0.9, 1.1)
 # Recording conditions for the copies of real clips (--condition-copies), as shares of the copies.
@@ -152,6 +153,17 @@ def plan_train(sentences, hours: float, rng: random.Random) -> list[SynthItem]:
         engine = weighted_choice({e: ENGINE_SHARE[e] for e in open_engines}, rng)
         budget[engine] -= estimated_seconds(sentence[2])
         items.append(make_item(sentence, "train", engine, rng.random() < AUGMENT_FRACTION, rng))
+    return items
+
+
+def plan_synth_round(sentences, hours: float, round_: int, seed: int, first: list[SynthItem]) -> list[SynthItem]:
+    """The training sentences of synthetic round ``round_``: round 0 is ``first``; each later round reads
+    sentences that no earlier round read, in voices drawn afresh, from its own random stream."""
+    items, used = first, set()
+    for later in range(1, round_ + 1):
+        used |= {item.key for item in items}
+        unread = [s for s in sentences if s[0] not in used]
+        items = plan_train(unread, hours, random.Random(seed + SYNTH_ROUND_SEED_OFFSET + later))
     return items
 
 
@@ -632,6 +644,9 @@ def parse_args():
     parser.add_argument("--condition-round", type=int, default=0, metavar="N",
                         help="which draw of those copies to write and list in train.tsv: 0 is the first; "
                              "a later round draws every clip's condition afresh, for another fine-tuning stretch")
+    parser.add_argument("--synth-round", type=int, default=0, metavar="N",
+                        help="which synthetic training sentences to write and list in train.tsv: 0 is the first "
+                             "draw; a later round reads book sentences no earlier round read, in fresh voices")
     return parser.parse_args()
 
 
@@ -639,7 +654,9 @@ def build_synthetic(args) -> tuple[list[SynthItem], list[SynthItem], dict]:
     text_dir = args.data / "text"
     books = sorted(p.stem for p in (text_dir / "normalized").glob("*.txt"))
     rng = random.Random(args.seed)
-    train = plan_train(load_sentences(text_dir, [b for b in books if b not in DEV_BOOKS]), args.hours, rng)
+    sentences = load_sentences(text_dir, [b for b in books if b not in DEV_BOOKS])
+    train = plan_train(sentences, args.hours, rng)  # round 0: drawn before anything else, so it stays put
+    train = plan_synth_round(sentences, args.hours, args.synth_round, args.seed, train)
     dev = plan_dev_synth(load_sentences(text_dir, list(DEV_BOOKS)), random.Random(args.seed + 2))
     train += plan_numbers(args.number_clips, random.Random(args.seed + 3))  # own stream: the plan above stays put
     LOG.info("planned %d training and %d dev_synth sentences", len(train), len(dev))
@@ -676,7 +693,7 @@ def main() -> None:
     stats = {"synthesis_this_run": synth_timing, **real_timing,
              "args": {"hours": args.hours, "number_clips": args.number_clips, "jobs": args.jobs,
                       "seed": args.seed, "condition_copies": args.condition_copies,
-                      "condition_round": args.condition_round},
+                      "condition_round": args.condition_round, "synth_round": args.synth_round},
              "manifests": {}}
     write_voice_list(args.out, train + dev_synth)
     manifests = {"train": synth_rows(train) + real_train, "dev_synth": synth_rows(dev_synth), **real_devs}

@@ -11,13 +11,17 @@
 # recording-condition copies (models/README.md, fifteenth stretch), cached in work/english/cache/train_r<n>;
 # the run directories get the same _r<n> suffix; from round 2 on the copies include pauses in a quiet room
 # (models/README.md, sixteenth stretch)
+# SYNTH_ROUND=n likewise: the n-th draw of synthetic training sentences, each round reading book sentences no
+# earlier round read, in fresh voices (models/README.md, seventeenth stretch); suffix _s<n>
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=work/english
 export OMP_WAIT_POLICY=PASSIVE
 dev_sets="dev_synth dev_kathleen dev_cv dev_so762 dev_fsdd dev_fsdd_nicolas"
 round=${CONDITION_ROUND:-0}  # make_corpus.py --condition-round (see the top)
-suffix=$([ "$round" = 0 ] || echo "_r$round")  # of the train cache and the run directories
+synth_round=${SYNTH_ROUND:-0}  # make_corpus.py --synth-round
+suffix=$([ "$round" = 0 ] || echo "_r$round")$([ "$synth_round" = 0 ] || echo "_s$synth_round")  # of the train
+# cache and the run directories
 train_cache=$out/cache/train$suffix
 
 train_in_background() {  # run directory, then the options that differ between training and fine-tuning
@@ -28,9 +32,24 @@ train_in_background() {  # run directory, then the options that differ between t
     echo "training in the background: tail -f $run.log"
 }
 
+tts_packages="espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts"
+
+install_missing_tts() {  # the Debian text-to-speech packages make_corpus.py runs; apt-get only for those missing
+    local missing=""
+    for package in $tts_packages; do
+        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing="$missing $package"
+    done
+    [ -z "$missing" ] && return 0
+    local sudo=$([ "$(id -u)" = 0 ] || echo sudo)
+    echo "installing the text-to-speech packages:$missing" >&2
+    $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing
+}
+
 case "${1:-}" in
 corpus)
-    python recipes/english/make_corpus.py --out "$out" --hours 15 --jobs 2 --condition-copies --condition-round "$round" ;;
+    install_missing_tts
+    python recipes/english/make_corpus.py --out "$out" --hours 15 --jobs 2 --condition-copies --condition-round "$round" \
+        --synth-round "$synth_round" ;;
 features)
     speechcli featurize --data "$out/train.tsv" --cache "$train_cache" --jobs 2
     for set in $dev_sets; do
@@ -60,5 +79,5 @@ evaluate)
         speechcli evaluate --data "$out/$set.tsv" --worst 3
     done ;;
 *)
-    sed -n '2,13p' "$0"; exit 2 ;;
+    sed -n '2,15p' "$0"; exit 2 ;;
 esac

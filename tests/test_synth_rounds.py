@@ -1,0 +1,40 @@
+"""recipes/english/make_corpus.py --synth-round: fresh synthetic training sentences for another stretch."""
+
+from __future__ import annotations
+
+import importlib.util
+import random
+from pathlib import Path
+
+_SPEC = importlib.util.spec_from_file_location("make_corpus", Path(__file__).parents[1] / "recipes/english/make_corpus.py")
+make_corpus = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(make_corpus)
+
+SENTENCES = [(f"pg{book}_{line:05d}", "Some words here.", "some words here") for book in (1, 2) for line in range(400)]
+HOURS = 0.06  # about 150 of the 800 sentences (1.5 s each, planned) per round
+
+
+def _round(round_: int, seed: int = 5) -> list:
+    first = make_corpus.plan_train(SENTENCES, HOURS, random.Random(seed))
+    return make_corpus.plan_synth_round(SENTENCES, HOURS, round_, seed, first)
+
+
+def _keys(items) -> set[str]:
+    return {item.key for item in items}
+
+
+def test_round_0_is_the_first_plan_unchanged():
+    assert _round(0) == make_corpus.plan_train(SENTENCES, HOURS, random.Random(5))
+
+
+def test_each_later_round_reads_sentences_no_earlier_round_read_and_fills_the_same_hours():
+    rounds = [_round(n) for n in range(3)]
+    assert not _keys(rounds[0]) & _keys(rounds[1])
+    assert not (_keys(rounds[0]) | _keys(rounds[1])) & _keys(rounds[2])
+    sizes = [len(r) for r in rounds]
+    assert min(sizes) > 100 and max(sizes) - min(sizes) <= 2, sizes
+
+
+def test_a_round_repeats_with_the_seed_and_draws_voices_afresh():
+    assert _round(1) == _round(1)
+    assert [i.voice for i in _round(1)] != [i.voice for i in _round(0)][:len(_round(1))]
