@@ -13,6 +13,7 @@
 # (models/README.md, sixteenth stretch)
 # SYNTH_ROUND=n likewise: the n-th draw of synthetic training sentences, each round reading book sentences no
 # earlier round read, in fresh voices (models/README.md, seventeenth stretch); suffix _s<n>
+# FINETUNE_MINUTES=n before finetune: its length in training minutes (default 95; the seventeenth stretch ran 80)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=work/english
@@ -66,7 +67,8 @@ finetune)
     # the fourteenth stretch of models/README.md: the shipped weights, 95 more minutes on the corpus whose real
     # clips also have a copy under another recording condition (noise, narrow band, quiet, reverb, zeros);
     # the starting checkpoint's feature statistics are kept. Export runs/english_cond/last.pt afterwards.
-    train_in_background runs/english_cond$suffix --init-from "${2:-models/base.pt}" --max-minutes 95 --lr 3e-4 ;;
+    train_in_background runs/english_cond$suffix --init-from "${2:-models/base.pt}" \
+        --max-minutes "${FINETUNE_MINUTES:-95}" --lr 3e-4 ;;
 export)
     # last.pt, the end of an annealed schedule: best.pt is picked by greedy CER on 300 clips, which is noisy,
     # and at step 10,800 last.pt beat it with the beam and the LM on all three 80-clip samples (models/README.md)
@@ -79,5 +81,5 @@ evaluate)
         speechcli evaluate --data "$out/$set.tsv" --worst 3
     done ;;
 *)
-    sed -n '2,15p' "$0"; exit 2 ;;
+    sed -n '2,16p' "$0"; exit 2 ;;
 esac
