@@ -72,7 +72,8 @@ finetune)
 export)
     # last.pt, the end of an annealed schedule: best.pt is picked by greedy CER on 300 clips, which is noisy,
     # and at step 10,800 last.pt beat it with the beam and the LM on all three 80-clip samples (models/README.md)
-    # the shipped model: run.sh export runs/english_cond_r2/last.pt --average runs/english_cond/last.pt
+    # the shipped model: run.sh export runs/english_cond_r3_s1/last.pt (the one before it:
+    # run.sh export runs/english_cond_r2/last.pt --average runs/english_cond/last.pt)
     python recipes/english/export.py "${2:-runs/english_cond/last.pt}" models/base.pt --ctc-weight 0.2 --lm-weight 0.2 \
         --beam-size 8 "${@:3}" ;;
 evaluate)
@@ -81,5 +82,5 @@ evaluate)
         speechcli evaluate --data "$out/$set.tsv" --worst 3
     done ;;
 *)
-    sed -n '2,16p' "$0"; exit 2 ;;
+    sed -n '2,/^set -euo/{/^#/p}' "$0"; exit 2 ;;  # the comment block at the top
 esac
