@@ -27,6 +27,7 @@ train_cache=$out/cache/train$suffix
 
 train_in_background() {  # run directory, then the options that differ between training and fine-tuning
     local run=$1; shift
+    mkdir -p "$(dirname "$run")"  # a fresh checkout has no runs/ yet
     OMP_NUM_THREADS=1 nohup torchrun --standalone --nproc_per_node 2 -m speechcli train \
         --data "$train_cache" --dev "$out/cache/dev_cv" --out "$run" --epochs 12 --batch-frames 6000 \
         --warmup-steps 100 --ctc-weight 0.5 --dropout 0.1 --no-spec-augment --threads 1 --resume "$@" > "$run.log" 2>&1 &
