@@ -60,7 +60,7 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
             with soundfile.SoundFile(str(path)) as sound:
                 samples, file_rate = read_float32(sound), sound.samplerate
     except Exception as error:  # libsndfile reports corrupt data as several exception types
-        raise AudioError(f"{path}: not a readable audio file ({_first_line(error)})") from None
+        raise AudioError(f"{path}: not a readable audio file ({open_error_reason(error, str(path))})") from None
     return prepare_samples(samples, file_rate, sample_rate, name=str(path))
 
 
@@ -143,7 +143,7 @@ def decode_audio_bytes(data: bytes, name: str = "<stdin>", sample_rate: int = SA
     try:
         samples, file_rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)
     except Exception as error:
-        raise AudioError(f"{name}: not a readable audio stream ({_first_line(error)})") from None
+        raise AudioError(f"{name}: not a readable audio stream ({first_line(error)})") from None
     return prepare_samples(samples, file_rate, sample_rate, name=name)
 
 
@@ -192,6 +192,18 @@ def log_mel(samples: np.ndarray, config: FeatureConfig = FeatureConfig(), vtln_w
     )
 
 
-def _first_line(error: Exception) -> str:
+def first_line(error: Exception) -> str:
     text = str(error).strip().splitlines()
     return text[0] if text else type(error).__name__
+
+
+def open_error_reason(error: Exception, opened: object) -> str:
+    """Why libsndfile could not open ``opened`` (a path or buffer), without its repeat of the name.
+
+    libsndfile answers data it cannot parse as MP3 (e.g. text named .mp3) with "File does not exist or is
+    not a regular file", which misleads about a file that does exist.
+    """
+    reason = first_line(error).replace(f"Error opening {opened!r}: ", "")
+    if reason.startswith("File does not exist or is not a regular file"):
+        return "unknown format or corrupt data"
+    return reason

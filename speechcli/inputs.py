@@ -20,7 +20,8 @@ from typing import BinaryIO, Iterator
 import numpy as np
 import soundfile
 
-from .audio import MIN_DURATION_S, SAMPLE_RATE, check_audio_path, read_float32, resample, riff_chunks
+from .audio import (MIN_DURATION_S, SAMPLE_RATE, check_audio_path, first_line, open_error_reason, read_float32, resample,
+                    riff_chunks)
 from .errors import AudioError, SpeechCLIError
 
 AUDIO_EXTENSIONS = frozenset({".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc",
@@ -131,9 +132,7 @@ def open_stream(source: Source, sample_rate: int = SAMPLE_RATE, block_s: float =
     try:
         sound = soundfile.SoundFile(handle)
     except Exception as error:  # libsndfile reports bad data as several exception types
-        reason = _first_line(error)
-        if source.data is not None:  # libsndfile names the in-memory buffer by its repr: drop that
-            reason = reason.replace(f"Error opening {handle!r}: ", "")
+        reason = open_error_reason(error, handle)
         raise AudioError(f"{name}: not a readable audio file ({reason})") from None
     file_rate = sound.samplerate
     declared = sound.frames if 0 < sound.frames < 2**62 else None
@@ -163,7 +162,7 @@ def _raw_blocks(sound: soundfile.SoundFile, size: int, declared: int | None, str
             try:
                 block = read_float32(sound, size)
             except Exception as error:
-                stream.warnings.append(f"truncated or corrupt after {got / sound.samplerate:.2f} s ({_first_line(error)}); "
+                stream.warnings.append(f"truncated or corrupt after {got / sound.samplerate:.2f} s ({first_line(error)}); "
                                        "transcribed the readable part")
                 return
             if not len(block):
@@ -235,7 +234,3 @@ def _resampled(blocks: Iterator[np.ndarray], from_rate: int, to_rate: int) -> It
         out = resample(pending, from_rate, to_rate)
         yield out[left * period_out // period_in :]
 
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__

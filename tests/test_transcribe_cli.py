@@ -112,6 +112,8 @@ def _bad_inputs(tmp: Path) -> dict[str, Path]:
     files["zero bytes"].write_bytes(b"")
     files["text as wav"] = tmp / "text.wav"
     files["text as wav"].write_text("this is not audio\n" * 20)
+    files["text as mp3"] = tmp / "text.mp3"  # libsndfile calls this "File does not exist"
+    files["text as mp3"].write_text("this is not audio either\n" * 20)
     files["too short"] = tmp / "short.wav"
     soundfile.write(files["too short"], speech_like(0.05), RATE)
     cut_flac = write_speech_wav(tmp / "cut.flac", 3.0)
@@ -153,10 +155,12 @@ def test_every_bad_input_gets_one_line_and_the_batch_continues(run, tmp_path):
     assert errors[-1] == f"error: {len(bad)} of {len(mixed)} inputs failed"
     expected = {"missing": "no such file", "empty dir": "no audio files", "zero bytes": "empty (0 bytes)",
                 "text as wav": "not a readable audio file", "too short": "too short",
+                "text as mp3": "not a readable audio file (unknown format or corrupt data)",
                 "truncated flac": "no readable audio"}
     for name, phrase in expected.items():
         lines = [e for e in errors if str(bad[name]) in e]
         assert len(lines) == 1 and phrase in lines[0], (name, errors)
+        assert "Error opening" not in lines[0]  # the name once, not libsndfile's repeat of it
     assert len(errors) == len(bad) + 1
     assert sum("warning:" in line for line in result.stderr.splitlines()) == 1  # the truncated wav
 
