@@ -13,7 +13,7 @@
 # (models/README.md, sixteenth stretch)
 # SYNTH_ROUND=n likewise: the n-th draw of synthetic training sentences, each round reading book sentences no
 # earlier round read, in fresh voices (models/README.md, seventeenth stretch); suffix _s<n>
-# FINETUNE_MINUTES=n before finetune: its length in training minutes (default 95; the eighteenth stretch ran 90)
+# FINETUNE_MINUTES=n before finetune: its length in training minutes (default 95; the eighteenth and nineteenth stretches ran 90)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=work/english
@@ -73,8 +73,8 @@ finetune)
 export)
     # last.pt, the end of an annealed schedule: best.pt is picked by greedy CER on 300 clips, which is noisy,
     # and at step 10,800 last.pt beat it with the beam and the LM on all three 80-clip samples (models/README.md)
-    # the shipped model: run.sh export runs/english_cond_r4_s2/last.pt --average runs/english_cond_r3_s1/last.pt
-    # (the one before it: run.sh export runs/english_cond_r3_s1/last.pt)
+    # the shipped model: CONDITION_ROUND=5 SYNTH_ROUND=3 run.sh finetune, then run.sh export runs/english_cond_r5_s3/last.pt
+    # (the one before it: run.sh export runs/english_cond_r4_s2/last.pt --average runs/english_cond_r3_s1/last.pt)
     python recipes/english/export.py "${2:-runs/english_cond/last.pt}" models/base.pt --ctc-weight 0.2 --lm-weight 0.2 \
         --beam-size 8 "${@:3}" ;;
 evaluate)
