@@ -134,19 +134,6 @@ def check_audio_path(path: Path, name: str | None = None) -> None:
         raise AudioError(f"{name}: file is empty (0 bytes)")
 
 
-def decode_audio_bytes(data: bytes, name: str = "<stdin>", sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Like :func:`load_audio` for an in-memory file (e.g. audio piped on stdin)."""
-    import io
-
-    if not data:
-        raise AudioError(f"{name}: no audio data (0 bytes)")
-    try:
-        samples, file_rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)
-    except Exception as error:
-        raise AudioError(f"{name}: not a readable audio stream ({first_line(error)})") from None
-    return prepare_samples(samples, file_rate, sample_rate, name=name)
-
-
 def prepare_samples(samples: np.ndarray, file_rate: int, sample_rate: int, name: str) -> np.ndarray:
     """Mix (frames, channels) samples to mono and resample; refuse clips too short to hold speech."""
     mono = samples
