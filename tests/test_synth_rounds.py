@@ -38,3 +38,14 @@ def test_each_later_round_reads_sentences_no_earlier_round_read_and_fills_the_sa
 def test_a_round_repeats_with_the_seed_and_draws_voices_afresh():
     assert _round(1) == _round(1)
     assert [i.voice for i in _round(1)] != [i.voice for i in _round(0)][:len(_round(1))]
+
+
+def test_number_clips_stay_the_first_draw_until_round_4_then_each_round_draws_its_own():
+    first = make_corpus.plan_numbers(300, random.Random(5 + 3))
+    assert make_corpus.plan_numbers_round(300, 3, 5) == first
+    fourth, fifth = (make_corpus.plan_numbers_round(300, n, 5) for n in (4, 5))
+    assert not _keys(first) & _keys(fourth) and not _keys(fourth) & _keys(fifth)  # no file is overwritten
+    assert all(item.key.startswith("numbers_s4_") and item.source == "synth_numbers" for item in fourth)
+    assert [i.transcript for i in fourth] != [i.transcript for i in first]
+    assert [i.voice for i in fourth] != [i.voice for i in first]
+    assert make_corpus.plan_numbers_round(300, 4, 5) == fourth

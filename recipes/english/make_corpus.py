@@ -48,6 +48,11 @@ WORDS_PER_SECOND = 3.1  # planning estimate (fits the trial: ~3.6 s per sentence
 ENGINE_SHARE = {"espeak": 0.55, "flite": 0.30, "festival": 0.15}  # by hours
 AUGMENT_FRACTION = 0.5
 SYNTH_ROUND_SEED_OFFSET = 100  # --synth-round n draws from random.Random(seed + 100 + n)
+# From synth round 4 on, the spoken-number clips are drawn afresh too (new numbers in new voices, from
+# random.Random(seed + 200 + n)): nicolas's digits fail mostly as one digit heard as another, and they gained
+# nothing from rounds 1-3, which kept the first draw of number clips (models/README.md, twentieth stretch).
+NUMBERS_FRESH_FROM_ROUND = 4
+NUMBERS_ROUND_SEED_OFFSET = 200
 CHUNK_SIZE = {"espeak": 25, "flite": 25, "festival": 40}  # festival: one process per chunk
 SPEED_FACTORS = (0.9, 1.1)
 # Recording conditions for the copies of real clips (--condition-copies), as shares of the copies.
@@ -167,6 +172,14 @@ def plan_synth_round(sentences, hours: float, round_: int, seed: int, first: lis
     return items
 
 
+def plan_numbers_round(count: int, round_: int, seed: int) -> list[SynthItem]:
+    """The spoken-number clips of synthetic round ``round_``: the first draw until NUMBERS_FRESH_FROM_ROUND,
+    then a draw of the round's own (keys numbers_s<n>_..., so no earlier round's files are overwritten)."""
+    if round_ < NUMBERS_FRESH_FROM_ROUND:
+        return plan_numbers(count, random.Random(seed + 3))
+    return plan_numbers(count, random.Random(seed + NUMBERS_ROUND_SEED_OFFSET + round_), f"numbers_s{round_}")
+
+
 def plan_dev_synth(sentences, rng: random.Random) -> list[SynthItem]:
     chosen = rng.sample(sentences, min(DEV_SYNTH_SENTENCES, len(sentences)))
     return [make_item(s, "dev_synth", weighted_choice(ENGINE_SHARE, rng), False, rng) for s in chosen]
@@ -182,12 +195,12 @@ def number_words(rng: random.Random) -> str:
     return normalize_text(str(rng.choice([rng.randrange(10, 100), rng.randrange(100, 10000)])))
 
 
-def plan_numbers(count: int, rng: random.Random) -> list[SynthItem]:
+def plan_numbers(count: int, rng: random.Random, prefix: str = "numbers") -> list[SynthItem]:
     """Spoken numbers (the books hardly hold an isolated digit), in every engine's voices."""
     items = []
     for index in range(count):
         words = number_words(rng)
-        sentence = (f"numbers_{index:05d}", words.capitalize() + ".", words)
+        sentence = (f"{prefix}_{index:05d}", words.capitalize() + ".", words)
         engine = weighted_choice(ENGINE_SHARE, rng)
         items.append(make_item(sentence, "train", engine, rng.random() < NUMBER_AUGMENT_FRACTION, rng))
     return items
@@ -646,7 +659,8 @@ def parse_args():
                              "a later round draws every clip's condition afresh, for another fine-tuning stretch")
     parser.add_argument("--synth-round", type=int, default=0, metavar="N",
                         help="which synthetic training sentences to write and list in train.tsv: 0 is the first "
-                             "draw; a later round reads book sentences no earlier round read, in fresh voices")
+                             "draw; a later round reads book sentences no earlier round read, in fresh voices "
+                             "(from round 4 on, with its own spoken-number clips too)")
     return parser.parse_args()
 
 
@@ -658,7 +672,7 @@ def build_synthetic(args) -> tuple[list[SynthItem], list[SynthItem], dict]:
     train = plan_train(sentences, args.hours, rng)  # round 0: drawn before anything else, so it stays put
     train = plan_synth_round(sentences, args.hours, args.synth_round, args.seed, train)
     dev = plan_dev_synth(load_sentences(text_dir, list(DEV_BOOKS)), random.Random(args.seed + 2))
-    train += plan_numbers(args.number_clips, random.Random(args.seed + 3))  # own stream: the plan above stays put
+    train += plan_numbers_round(args.number_clips, args.synth_round, args.seed)  # own stream: the plan above stays put
     LOG.info("planned %d training and %d dev_synth sentences", len(train), len(dev))
     chunks = make_chunks(train + dev, rng)
     timing = run_pool(synthesize_chunk, [(c, args.out) for c in chunks], args.jobs, "synthesis")

@@ -12,7 +12,8 @@
 # the run directories get the same _r<n> suffix; from round 2 on the copies include pauses in a quiet room
 # (models/README.md, sixteenth stretch)
 # SYNTH_ROUND=n likewise: the n-th draw of synthetic training sentences, each round reading book sentences no
-# earlier round read, in fresh voices (models/README.md, seventeenth stretch); suffix _s<n>
+# earlier round read, in fresh voices (models/README.md, seventeenth stretch), and from round 4 on its own
+# spoken-number clips (twentieth stretch); suffix _s<n>
 # FINETUNE_MINUTES=n before finetune: its length in training minutes (default 95; the eighteenth and nineteenth stretches ran 90)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
