@@ -74,8 +74,8 @@ finetune)
 export)
     # last.pt, the end of an annealed schedule: best.pt is picked by greedy CER on 300 clips, which is noisy,
     # and at step 10,800 last.pt beat it with the beam and the LM on all three 80-clip samples (models/README.md)
-    # the shipped model: CONDITION_ROUND=5 SYNTH_ROUND=3 run.sh finetune, then run.sh export runs/english_cond_r5_s3/last.pt
-    # (the one before it: run.sh export runs/english_cond_r4_s2/last.pt --average runs/english_cond_r3_s1/last.pt)
+    # the shipped model: CONDITION_ROUND=6 SYNTH_ROUND=4 FINETUNE_MINUTES=85 run.sh finetune, then
+    # run.sh export runs/english_cond_r6_s4/last.pt (the one before it: the same with _r5_s3, 90 minutes)
     python recipes/english/export.py "${2:-runs/english_cond/last.pt}" models/base.pt --ctc-weight 0.2 --lm-weight 0.2 \
         --beam-size 8 "${@:3}" ;;
 evaluate)
