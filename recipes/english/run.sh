@@ -15,6 +15,8 @@
 # earlier round read, in fresh voices (models/README.md, seventeenth stretch), and from round 4 on its own
 # spoken-number clips (twentieth stretch); suffix _s<n>
 # FINETUNE_MINUTES=n before finetune: its length in training minutes (default 95; the eighteenth and nineteenth stretches ran 90)
+# PERTURB=1 before finetune: random tempo and vocal-tract (mel-axis) warps of every batch (`train --perturb`);
+# the run directory gets the suffix _p (models/README.md, twenty-second stretch)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=work/english
@@ -69,13 +71,14 @@ finetune)
     # the fourteenth stretch of models/README.md: the shipped weights, 95 more minutes on the corpus whose real
     # clips also have a copy under another recording condition (noise, narrow band, quiet, reverb, zeros);
     # the starting checkpoint's feature statistics are kept. Export runs/english_cond/last.pt afterwards.
-    train_in_background runs/english_cond$suffix --init-from "${2:-models/base.pt}" \
-        --max-minutes "${FINETUNE_MINUTES:-95}" --lr 3e-4 ;;
+    perturb=$([ "${PERTURB:-0}" = 0 ] || echo --perturb)
+    train_in_background runs/english_cond$suffix${perturb:+_p} --init-from "${2:-models/base.pt}" \
+        --max-minutes "${FINETUNE_MINUTES:-95}" --lr 3e-4 $perturb ;;
 export)
     # last.pt, the end of an annealed schedule: best.pt is picked by greedy CER on 300 clips, which is noisy,
     # and at step 10,800 last.pt beat it with the beam and the LM on all three 80-clip samples (models/README.md)
-    # the shipped model: CONDITION_ROUND=6 SYNTH_ROUND=4 FINETUNE_MINUTES=85 run.sh finetune, then
-    # run.sh export runs/english_cond_r6_s4/last.pt (the one before it: the same with _r5_s3, 90 minutes)
+    # the shipped model: CONDITION_ROUND=7 SYNTH_ROUND=5 FINETUNE_MINUTES=85 PERTURB=1 run.sh finetune, then
+    # run.sh export runs/english_cond_r7_s5_p/last.pt (the one before it: _r6_s4 without PERTURB)
     python recipes/english/export.py "${2:-runs/english_cond/last.pt}" models/base.pt --ctc-weight 0.2 --lm-weight 0.2 \
         --beam-size 8 "${@:3}" ;;
 evaluate)
