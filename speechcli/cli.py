@@ -545,7 +545,7 @@ def train(
     dropout: Annotated[float, typer.Option()] = 0.15,
     ctc_weight: Annotated[float, typer.Option()] = 0.3,
     spec_augment: Annotated[bool, typer.Option(help="SpecAugment time and frequency masks.")] = True,
-    perturb: Annotated[bool, typer.Option(help="Random tempo and vocal-tract (mel-axis) warping, ±10 % per utterance (off: no gain on FSDD).")] = False,
+    perturb: Annotated[bool, typer.Option(help="Random tempo and vocal-tract (mel-axis) warping, ±10 % per utterance (helped unseen speakers when fine-tuning the English model; see models/README.md).")] = False,
     seed: Annotated[int, typer.Option()] = 0,
     resume: Annotated[bool, typer.Option(help="Continue from OUT/last.pt when it exists (else start afresh), with any number of processes.")] = False,
     init_from: Annotated[Optional[Path], typer.Option(help="Start from this checkpoint's weights and model shape (fine-tuning: fresh optimizer and schedule).", exists=True, dir_okay=False)] = None,
