@@ -545,7 +545,8 @@ def train(
     dropout: Annotated[float, typer.Option()] = 0.15,
     ctc_weight: Annotated[float, typer.Option()] = 0.3,
     spec_augment: Annotated[bool, typer.Option(help="SpecAugment time and frequency masks.")] = True,
-    perturb: Annotated[bool, typer.Option(help="Random tempo and vocal-tract (mel-axis) warping, ±10 % per utterance (helped unseen speakers when fine-tuning the English model; see models/README.md).")] = False,
+    perturb: Annotated[bool, typer.Option(help="Random tempo and vocal-tract (mel-axis) warping per utterance (helped unseen speakers when fine-tuning the English model; see models/README.md).")] = False,
+    perturb_range: Annotated[float, typer.Option(min=0.01, max=0.5, help="How far --perturb warps: factors drawn from 1 ± this.")] = 0.1,
     seed: Annotated[int, typer.Option()] = 0,
     resume: Annotated[bool, typer.Option(help="Continue from OUT/last.pt when it exists (else start afresh), with any number of processes.")] = False,
     init_from: Annotated[Optional[Path], typer.Option(help="Start from this checkpoint's weights and model shape (fine-tuning: fresh optimizer and schedule).", exists=True, dir_okay=False)] = None,
@@ -582,7 +583,7 @@ def train(
                              checkpoint_minutes=checkpoint_minutes, grad_accum=grad_accum, precision=precision,
                              encoder_layers=encoder_layers, encoder_hidden=encoder_hidden, decoder_hidden=decoder_hidden,
                              attention_dim=attention_dim, frontend=frontend, conv_channels=conv_channels,
-                             dropout=dropout, ctc_weight=ctc_weight, spec_augment=spec_augment, perturb=perturb, seed=seed,
+                             dropout=dropout, ctc_weight=ctc_weight, spec_augment=spec_augment, perturb=perturb, perturb_range=perturb_range, seed=seed,
                              device=torch_device.type, threads=threads, init_from=init_from)
         where = f"{topo.world} processes" if topo.distributed else str(torch_device)
         _info(quiet, f"training on {where}; checkpoints in {out}")

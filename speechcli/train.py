@@ -52,7 +52,8 @@ class TrainConfig:
     weight_decay: float = 1e-6
     grad_clip: float = 5.0
     spec_augment: bool = True
-    perturb: bool = False  # random tempo and mel-axis (vocal tract) warping, ±10 % per utterance
+    perturb: bool = False  # random tempo and mel-axis (vocal tract) warping per utterance
+    perturb_range: float = 0.1  # of both warps: factors drawn from 1 ± this
     seed: int = 0
     device: str = "auto"
     threads: int | None = None
@@ -279,7 +280,8 @@ def _train_step(net, optimizer, scaler, batches: list, config: TrainConfig, lr: 
             batch = batch.to(device)
             features, lengths = batch.features, batch.feature_lengths
             if config.perturb:
-                features, lengths = perturb(features, lengths, batch.target_lengths, subsampling=SUBSAMPLING)
+                features, lengths = perturb(features, lengths, batch.target_lengths, max_tempo=config.perturb_range,
+                                            max_warp=config.perturb_range, subsampling=SUBSAMPLING)
             if config.spec_augment:
                 features = spec_augment(features)
             with torch.autocast(device_type=device.type, dtype=autocast_dtype or torch.bfloat16, enabled=autocast_dtype is not None):

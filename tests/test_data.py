@@ -25,6 +25,17 @@ def test_perturb_changes_tempo_within_bounds_and_keeps_ctc_alignable():
     assert len(changed) > 5  # random per call
 
 
+def test_perturb_range_sets_how_far_tempo_moves():
+    torch.manual_seed(0)
+    lengths, targets = torch.tensor([1000]), torch.tensor([10])
+    features = torch.randn(1, 1000, 80)
+    narrow = [int(perturb(features, lengths, targets, max_tempo=0.02, max_warp=0.02)[1]) for _ in range(30)]
+    wide = [int(perturb(features, lengths, targets, max_tempo=0.3, max_warp=0.3)[1]) for _ in range(30)]
+    assert all(round(1000 / 1.02) <= n <= round(1000 / 0.98) for n in narrow)
+    assert all(round(1000 / 1.3) <= n <= round(1000 / 0.7) for n in wide)
+    assert max(wide) - min(wide) > 200  # 30 draws spread far beyond the narrow range's 40 frames
+
+
 def test_mel_warp_moves_energy_along_the_frequency_axis():
     frames = torch.zeros(1, 80)
     frames[0, 40] = 1.0

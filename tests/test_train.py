@@ -75,6 +75,21 @@ def test_resume_continues_exactly_and_accepts_old_checkpoints(tiny_cache, tmp_pa
     assert path.stat().st_mtime_ns == written
 
 
+def test_perturb_range_reaches_the_warps(tiny_cache, tmp_path, monkeypatch):
+    import speechcli.train as train_module
+
+    ranges = []
+    real_perturb = train_module.perturb
+
+    def recording_perturb(*args, **kwargs):
+        ranges.append((kwargs["max_tempo"], kwargs["max_warp"]))
+        return real_perturb(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "perturb", recording_perturb)
+    train(tiny_config(tmp_path / "run", max_steps=1, perturb=True, perturb_range=0.25), FeatureCache(tiny_cache))
+    assert ranges and set(ranges) == {(0.25, 0.25)}
+
+
 def test_resume_with_another_layout_continues_at_the_next_batch(tiny_cache, tmp_path):
     cache = FeatureCache(tiny_cache)
     out = tmp_path / "run"

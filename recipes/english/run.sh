@@ -16,7 +16,8 @@
 # spoken-number clips (twentieth stretch); suffix _s<n>
 # FINETUNE_MINUTES=n before finetune: its length in training minutes (default 95; the eighteenth and nineteenth stretches ran 90)
 # PERTURB=1 before finetune: random tempo and vocal-tract (mel-axis) warps of every batch (`train --perturb`);
-# the run directory gets the suffix _p (models/README.md, twenty-second stretch)
+# the run directory gets the suffix _p (models/README.md, twenty-second stretch); PERTURB_RANGE=x as well: the
+# warps' factors drawn from 1 ± x instead of ±0.1 (`train --perturb-range`), suffix _p<x>
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=work/english
@@ -71,8 +72,8 @@ finetune)
     # the fourteenth stretch of models/README.md: the shipped weights, 95 more minutes on the corpus whose real
     # clips also have a copy under another recording condition (noise, narrow band, quiet, reverb, zeros);
     # the starting checkpoint's feature statistics are kept. Export runs/english_cond/last.pt afterwards.
-    perturb=$([ "${PERTURB:-0}" = 0 ] || echo --perturb)
-    train_in_background runs/english_cond$suffix${perturb:+_p} --init-from "${2:-models/base.pt}" \
+    perturb=$([ "${PERTURB:-0}" = 0 ] || echo "--perturb${PERTURB_RANGE:+ --perturb-range $PERTURB_RANGE}")
+    train_in_background runs/english_cond$suffix${perturb:+_p${PERTURB_RANGE:-}} --init-from "${2:-models/base.pt}" \
         --max-minutes "${FINETUNE_MINUTES:-95}" --lr 3e-4 $perturb ;;
 export)
     # last.pt, the end of an annealed schedule: best.pt is picked by greedy CER on 300 clips, which is noisy,
