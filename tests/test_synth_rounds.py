@@ -49,3 +49,17 @@ def test_number_clips_stay_the_first_draw_until_round_4_then_each_round_draws_it
     assert [i.transcript for i in fourth] != [i.transcript for i in first]
     assert [i.voice for i in fourth] != [i.voice for i in first]
     assert make_corpus.plan_numbers_round(300, 4, 5) == fourth
+
+
+def test_once_the_books_are_read_out_a_round_rereads_them_in_fresh_voices_under_its_own_keys():
+    rounds = [_round(n) for n in range(7)]  # about 150 of the 800 sentences a round: the sixth runs out
+    read_before = set().union(*(_keys(r) for r in rounds[:5]))
+    sixth, seventh = rounds[5], rounds[6]
+    unread = [i for i in sixth if i.key in {s[0] for s in SENTENCES}]
+    reread = [i for i in sixth if i.key.endswith("_s5")]
+    assert unread and reread and len(unread) + len(reread) == len(sixth)
+    assert not _keys(unread) & read_before and not _keys(reread) & read_before  # no earlier file is overwritten
+    assert {i.key.removesuffix("_s5") for i in reread} <= read_before
+    assert all(i.relpath.startswith(f"synth/train/{i.key.split('_')[0]}/") for i in reread)
+    assert abs(len(sixth) - len(rounds[1])) <= 2  # the same hours as a round of unread sentences
+    assert all(i.key.endswith("_s6") for i in seventh) and len({i.key for i in seventh}) == len(seventh)

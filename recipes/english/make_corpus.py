@@ -147,9 +147,14 @@ def make_item(sentence, split, engine, augment, rng) -> SynthItem:
                      augment, rng.randrange(2**31))
 
 
-def plan_train(sentences, hours: float, rng: random.Random) -> list[SynthItem]:
-    """Draw sentences until each engine's share of `hours` is (estimated to be) filled."""
-    budget = {engine: share * hours * 3600 for engine, share in ENGINE_SHARE.items()}
+def engine_budget(hours: float) -> dict[str, float]:
+    """Seconds of speech each engine still has to read, from its share of ``hours``."""
+    return {engine: share * hours * 3600 for engine, share in ENGINE_SHARE.items()}
+
+
+def draw_sentences(sentences, budget: dict[str, float], rng: random.Random) -> list[SynthItem]:
+    """Draw sentences until each engine's budget (estimated seconds, spent in place) is filled or the
+    sentences run out."""
     items = []
     for sentence in rng.sample(sentences, len(sentences)):
         open_engines = [e for e, left in budget.items() if left > 0]
@@ -161,14 +166,26 @@ def plan_train(sentences, hours: float, rng: random.Random) -> list[SynthItem]:
     return items
 
 
+def plan_train(sentences, hours: float, rng: random.Random) -> list[SynthItem]:
+    """Draw sentences until each engine's share of `hours` is (estimated to be) filled."""
+    return draw_sentences(sentences, engine_budget(hours), rng)
+
+
 def plan_synth_round(sentences, hours: float, round_: int, seed: int, first: list[SynthItem]) -> list[SynthItem]:
     """The training sentences of synthetic round ``round_``: round 0 is ``first``; each later round reads
-    sentences that no earlier round read, in voices drawn afresh, from its own random stream."""
+    sentences that no earlier round read, in voices drawn afresh, from its own random stream. Once the books
+    are read out, a round fills its hours with sentences read before, in fresh voices, under keys of its own
+    (``<book>_<line>_s<n>``) so that no earlier round's audio is overwritten."""
     items, used = first, set()
     for later in range(1, round_ + 1):
         used |= {item.key for item in items}
         unread = [s for s in sentences if s[0] not in used]
-        items = plan_train(unread, hours, random.Random(seed + SYNTH_ROUND_SEED_OFFSET + later))
+        rng, budget = random.Random(seed + SYNTH_ROUND_SEED_OFFSET + later), engine_budget(hours)
+        items = draw_sentences(unread, budget, rng)
+        if any(left > 0 for left in budget.values()):
+            taken = {item.key for item in items}
+            reread = [(f"{key}_s{later}", *texts) for key, *texts in sentences if key not in taken]
+            items += draw_sentences(reread, budget, rng)
     return items
 
 
@@ -660,7 +677,8 @@ def parse_args():
     parser.add_argument("--synth-round", type=int, default=0, metavar="N",
                         help="which synthetic training sentences to write and list in train.tsv: 0 is the first "
                              "draw; a later round reads book sentences no earlier round read, in fresh voices "
-                             "(from round 4 on, with its own spoken-number clips too)")
+                             "(from round 4 on, with its own spoken-number clips too); once the books are read out, "
+                             "sentences read before, in fresh voices")
     return parser.parse_args()
 
 

@@ -13,7 +13,8 @@
 # (models/README.md, sixteenth stretch)
 # SYNTH_ROUND=n likewise: the n-th draw of synthetic training sentences, each round reading book sentences no
 # earlier round read, in fresh voices (models/README.md, seventeenth stretch), and from round 4 on its own
-# spoken-number clips (twentieth stretch); suffix _s<n>
+# spoken-number clips (twentieth stretch); suffix _s<n>. The books are read out in round 8: from there a round
+# fills its hours with sentences read before, in fresh voices (files <book>_<line>_s<n>.wav, twenty-fifth stretch)
 # FINETUNE_MINUTES=n before finetune: its length in training minutes (default 95; the eighteenth and nineteenth stretches ran 90)
 # PERTURB=1 before finetune: random tempo and vocal-tract (mel-axis) warps of every batch (`train --perturb`);
 # the run directory gets the suffix _p (models/README.md, twenty-second stretch); PERTURB_RANGE=x as well: the
