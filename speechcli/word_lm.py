@@ -99,22 +99,36 @@ class WordNgramLM:
         return row if row < len(keys) and keys[row] == key else None
 
     def to_dict(self) -> dict:
+        """Weights-only-loadable values. Up to 65,536 words, an n-gram is stored as its word ids, 16 bits
+        each, instead of its 64-bit key (a bigram's 4 bytes instead of 8); the keys are packed again on
+        loading. The highest order's backoffs, always 0, are left out."""
         import torch
 
         values = {"order": self.order, "words": "\t".join(self.words)}
         for k in range(self.order):
-            values[f"keys_{k}"] = torch.from_numpy(self.keys[k])
+            if len(self.words) <= 2**16:
+                values[f"ids_{k}"] = torch.from_numpy(_unpack(self.keys[k], k + 1).astype(np.uint16).view(np.int16))
+            else:
+                values[f"keys_{k}"] = torch.from_numpy(self.keys[k])
             values[f"log_probs_{k}"] = torch.from_numpy(self.log_probs[k]).half()
-            values[f"log_backoffs_{k}"] = torch.from_numpy(self.log_backoffs[k]).half()
+            if k < self.order - 1:
+                values[f"log_backoffs_{k}"] = torch.from_numpy(self.log_backoffs[k]).half()
         return values
 
     @classmethod
     def from_dict(cls, values: dict) -> "WordNgramLM":
         order = int(values["order"])
-        parts = [[values[f"{name}_{k}"].numpy() for k in range(order)] for name in ("keys", "log_probs", "log_backoffs")]
-        keys, log_probs, log_backoffs = parts
-        return cls(order, values["words"].split("\t"), keys, [p.astype(np.float32) for p in log_probs],
-                   [b.astype(np.float32) for b in log_backoffs])
+        keys, log_probs, log_backoffs = [], [], []
+        for k in range(order):
+            if f"ids_{k}" in values:
+                keys.append(_pack_rows(values[f"ids_{k}"].numpy().view(np.uint16)))
+            else:  # models exported before the 16-bit ids
+                keys.append(values[f"keys_{k}"].numpy())
+            log_probs.append(values[f"log_probs_{k}"].numpy().astype(np.float32))
+            backoffs = values.get(f"log_backoffs_{k}")
+            log_backoffs.append(np.zeros(len(keys[k]), np.float32) if backoffs is None else
+                                backoffs.numpy().astype(np.float32))
+        return cls(order, values["words"].split("\t"), keys, log_probs, log_backoffs)
 
 
 def _kneser_ney_counts(sentences: Iterable[str], order: int) -> list[Counter]:
@@ -149,6 +163,20 @@ def _pack(ids: list[int]) -> int:
     for i in ids:
         key = (key << ID_BITS) | i
     return key
+
+
+def _unpack(keys: np.ndarray, length: int) -> np.ndarray:
+    """The word ids of packed keys, one row per n-gram of ``length`` words, oldest first."""
+    shifts = ID_BITS * np.arange(length - 1, -1, -1, dtype=np.int64)
+    return (keys[:, None] >> shifts) & (2**ID_BITS - 1)
+
+
+def _pack_rows(ids: np.ndarray) -> np.ndarray:
+    """``_pack`` of each row of word ids."""
+    keys = np.zeros(len(ids), dtype=np.int64)
+    for column in ids.T.astype(np.int64):
+        keys = (keys << ID_BITS) | column
+    return keys
 
 
 def _check_order(order: int) -> None:

@@ -143,3 +143,18 @@ def test_a_word_lm_with_weight_zero_leaves_beam_search_unchanged(lm):
                                char_lm, lm)
     assert [h.tokens for h in without] == [h.tokens for h in weight_zero]
     assert [h.score for h in without] == pytest.approx([h.score for h in weight_zero])
+
+
+def test_stored_word_ids_load_back_to_the_same_keys_and_scores_as_before(lm):
+    stored = lm.to_dict()
+    assert "keys_1" not in stored and stored["ids_1"].dtype == torch.int16 and stored["ids_1"].shape[1] == 2
+    restored = WordNgramLM.from_dict(stored)
+    for level in range(lm.order):
+        assert np.array_equal(restored.keys[level], lm.keys[level])
+    old_layout = {"order": lm.order, "words": "\t".join(lm.words)}  # how models exported before stored it
+    for level in range(lm.order):
+        old_layout.update({f"keys_{level}": torch.from_numpy(lm.keys[level]),
+                           f"log_probs_{level}": torch.from_numpy(lm.log_probs[level]).half(),
+                           f"log_backoffs_{level}": torch.from_numpy(lm.log_backoffs[level]).half()})
+    sentence = "the dog sat on the mat"
+    assert WordNgramLM.from_dict(old_layout).score(sentence) == restored.score(sentence)
