@@ -63,3 +63,21 @@ def test_once_the_books_are_read_out_a_round_rereads_them_in_fresh_voices_under_
     assert all(i.relpath.startswith(f"synth/train/{i.key.split('_')[0]}/") for i in reread)
     assert abs(len(sixth) - len(rounds[1])) <= 2  # the same hours as a round of unread sentences
     assert all(i.key.endswith("_s6") for i in seventh) and len({i.key for i in seventh}) == len(seventh)
+
+
+WORDNET = [(f"wordnet_{n:05d}", "Other words.", "other words") for n in range(300)]
+
+
+def _round_with_wordnet(round_: int, seed: int = 5) -> list:
+    first = make_corpus.plan_train(SENTENCES, HOURS, random.Random(seed))
+    return make_corpus.plan_synth_round(SENTENCES, HOURS, round_, seed, first, WORDNET)
+
+
+def test_wordnet_joins_at_its_round_as_unread_text_and_leaves_earlier_rounds_as_they_were():
+    start = make_corpus.WORDNET_FROM_ROUND
+    for n in range(start):
+        assert _round_with_wordnet(n) == _round(n)
+    joined = _round_with_wordnet(start)
+    assert joined and all(item.key.startswith("wordnet_") and "_s" not in item.key for item in joined)
+    read_before = set().union(*(_keys(_round_with_wordnet(n)) for n in range(start)))
+    assert not read_before & _keys(joined)

@@ -10,6 +10,8 @@ Both LMs are trained on the book sentences except the held-out books (pg11, pg84
 synthetic dev set stays text-unseen. The word LM also reads NUMBER_TEXTS spoken-number texts like
 those of the synthetic corpus (digits, digit strings, cardinals): the books hardly hold a number
 said on its own, and without them the word LM pulls single digits towards frequent book words.
+With --wordnet both LMs also read WordNet's example sentences (recipes/english/wordnet_text.py), short
+present-day English beside the books' older prose; any that equals a dev transcript is left out.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from speechcli.checkpoint import read_bundle, write_bundle
 from speechcli.lm import CharNgramLM
 from speechcli.word_lm import WordNgramLM
 
-from make_corpus import number_words
+from make_corpus import load_wordnet, number_words
 
 HELD_OUT_BOOKS = ("pg11", "pg844")
 NUMBER_TEXTS = 3000
@@ -77,6 +79,10 @@ def main() -> None:
     parser.add_argument("--word-lm-weight", type=float, default=0.3, help="default word LM weight recorded for decoding")
     parser.add_argument("--oov-penalty", type=float, default=-1.2, help="default score of a word the word LM does not know")
     parser.add_argument("--no-word-lm", action="store_true")
+    parser.add_argument("--number-texts", type=int, default=NUMBER_TEXTS,
+                        help="spoken-number texts the word LM reads beside the sentences")
+    parser.add_argument("--wordnet", action="store_true", help="both LMs also read WordNet's example sentences "
+                                                               "(apt-get install wordnet-base)")
     parser.add_argument("--lm-weight", type=float, default=0.3, help="default LM weight recorded for decoding")
     parser.add_argument("--ctc-weight", type=float, default=0.3, help="default CTC weight of beam search recorded")
     parser.add_argument("--beam-size", type=int, default=8, help="default beam width recorded")
@@ -95,21 +101,23 @@ def main() -> None:
     bundle["info"]["decoding"] = {"ctc_weight": args.ctc_weight, "beam_size": args.beam_size}
     if args.speeds:
         bundle["info"]["decoding"]["speeds"] = [float(speed) for speed in args.speeds.split(",")]
-    books = book_sentences(args.text) if not (args.no_lm and args.no_word_lm) else []
+    lm_text = book_sentences(args.text) if not (args.no_lm and args.no_word_lm) else []
+    if lm_text and args.wordnet:
+        lm_text += [normalised for _, _, normalised in load_wordnet(args.text.resolve().parents[1])]
     if not args.no_lm:
-        sentences = books
+        sentences = lm_text
         lm = CharNgramLM.train(sentences, order=args.lm_order, min_count=args.lm_min_count)
         bundle["lm"] = lm.to_dict()
         bundle["info"]["decoding"]["lm_weight"] = args.lm_weight
         bundle["info"]["lm"] = {"order": args.lm_order, "min_count": args.lm_min_count,
-                                "sentences": len(sentences), "contexts": len(lm.index)}
+                                "sentences": len(sentences), "contexts": len(lm.index), "wordnet": args.wordnet}
     if not args.no_word_lm:
-        sentences = books + number_texts(NUMBER_TEXTS)
+        sentences = lm_text + number_texts(args.number_texts)
         word_lm = WordNgramLM.train(sentences, order=args.word_lm_order, min_count=args.word_lm_min_count)
         bundle["word_lm"] = word_lm.to_dict()
         bundle["info"]["decoding"].update(word_lm_weight=args.word_lm_weight, oov_penalty=args.oov_penalty)
         bundle["info"]["word_lm"] = {"order": args.word_lm_order, "min_count": args.word_lm_min_count,
-                                     "sentences": len(sentences), "words": len(word_lm.words) - 2,
+                                     "sentences": len(sentences), "words": len(word_lm.words) - 2, "wordnet": args.wordnet,
                                      "ngrams": [int((~np.isnan(p)).sum()) for p in word_lm.log_probs]}
     write_bundle(args.out, bundle)
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB)", file=sys.stderr)

@@ -34,6 +34,7 @@ import numpy as np
 import soundfile as sf
 
 from speechcli.text import normalize_text
+from wordnet_text import wordnet_sentences
 
 LOG = logging.getLogger("make_corpus")
 
@@ -53,6 +54,7 @@ SYNTH_ROUND_SEED_OFFSET = 100  # --synth-round n draws from random.Random(seed +
 # nothing from rounds 1-3, which kept the first draw of number clips (models/README.md, twentieth stretch).
 NUMBERS_FRESH_FROM_ROUND = 4
 NUMBERS_ROUND_SEED_OFFSET = 200
+WORDNET_FROM_ROUND = 9  # the books are read out in round 8 (models/README.md, twenty-fifth stretch)
 CHUNK_SIZE = {"espeak": 25, "flite": 25, "festival": 40}  # festival: one process per chunk
 SPEED_FACTORS = (0.9, 1.1)
 # Recording conditions for the copies of real clips (--condition-copies), as shares of the copies.
@@ -171,22 +173,42 @@ def plan_train(sentences, hours: float, rng: random.Random) -> list[SynthItem]:
     return draw_sentences(sentences, engine_budget(hours), rng)
 
 
-def plan_synth_round(sentences, hours: float, round_: int, seed: int, first: list[SynthItem]) -> list[SynthItem]:
+def plan_synth_round(sentences, hours: float, round_: int, seed: int, first: list[SynthItem],
+                     later_text=()) -> list[SynthItem]:
     """The training sentences of synthetic round ``round_``: round 0 is ``first``; each later round reads
-    sentences that no earlier round read, in voices drawn afresh, from its own random stream. Once the books
-    are read out, a round fills its hours with sentences read before, in fresh voices, under keys of its own
-    (``<book>_<line>_s<n>``) so that no earlier round's audio is overwritten."""
+    sentences that no earlier round read, in voices drawn afresh, from its own random stream. From round
+    WORDNET_FROM_ROUND on, ``later_text`` (WordNet's examples) joins the books as sentences no round read.
+    Once every sentence is read, a round fills its hours with sentences read before, in fresh voices, under
+    keys of its own (``<book>_<line>_s<n>``) so that no earlier round's audio is overwritten."""
     items, used = first, set()
     for later in range(1, round_ + 1):
+        pool = sentences + (list(later_text) if later >= WORDNET_FROM_ROUND else [])
         used |= {item.key for item in items}
-        unread = [s for s in sentences if s[0] not in used]
+        unread = [s for s in pool if s[0] not in used]
         rng, budget = random.Random(seed + SYNTH_ROUND_SEED_OFFSET + later), engine_budget(hours)
         items = draw_sentences(unread, budget, rng)
         if any(left > 0 for left in budget.values()):
             taken = {item.key for item in items}
-            reread = [(f"{key}_s{later}", *texts) for key, *texts in sentences if key not in taken]
+            reread = [(f"{key}_s{later}", *texts) for key, *texts in pool if key not in taken]
             items += draw_sentences(reread, budget, rng)
     return items
+
+
+def held_out_texts(data: Path) -> frozenset[str]:
+    """Every normalised transcript of the real corpora and every line of the dev books: text from another
+    source that equals one of them is not read, so that dev sentences stay unseen."""
+    texts = set()
+    for transcripts in data.glob("*/transcripts.tsv"):
+        texts |= {normalize_text(text) for _, text in read_tsv(transcripts)}
+    for book in DEV_BOOKS:
+        texts |= {line.strip() for line in (data / "text" / "normalized" / f"{book}.txt").read_text().splitlines()}
+    return frozenset(texts)
+
+
+def load_wordnet(data: Path) -> list[tuple[str, str, str]]:
+    """(key, original, normalised) for WordNet's example sentences, keys wordnet_<n>."""
+    examples = wordnet_sentences(exclude=held_out_texts(data))
+    return [(f"wordnet_{n:05d}", original, normalised) for n, (original, normalised) in enumerate(examples)]
 
 
 def plan_numbers_round(count: int, round_: int, seed: int) -> list[SynthItem]:
@@ -677,7 +699,8 @@ def parse_args():
     parser.add_argument("--synth-round", type=int, default=0, metavar="N",
                         help="which synthetic training sentences to write and list in train.tsv: 0 is the first "
                              "draw; a later round reads book sentences no earlier round read, in fresh voices "
-                             "(from round 4 on, with its own spoken-number clips too); once the books are read out, "
+                             "(from round 4 on, with its own spoken-number clips too); from round 9 on, WordNet's "
+                             "example sentences too (apt-get install wordnet-base); once all are read, "
                              "sentences read before, in fresh voices")
     return parser.parse_args()
 
@@ -688,7 +711,8 @@ def build_synthetic(args) -> tuple[list[SynthItem], list[SynthItem], dict]:
     rng = random.Random(args.seed)
     sentences = load_sentences(text_dir, [b for b in books if b not in DEV_BOOKS])
     train = plan_train(sentences, args.hours, rng)  # round 0: drawn before anything else, so it stays put
-    train = plan_synth_round(sentences, args.hours, args.synth_round, args.seed, train)
+    later_text = load_wordnet(args.data) if args.synth_round >= WORDNET_FROM_ROUND else []
+    train = plan_synth_round(sentences, args.hours, args.synth_round, args.seed, train, later_text)
     dev = plan_dev_synth(load_sentences(text_dir, list(DEV_BOOKS)), random.Random(args.seed + 2))
     train += plan_numbers_round(args.number_clips, args.synth_round, args.seed)  # own stream: the plan above stays put
     LOG.info("planned %d training and %d dev_synth sentences", len(train), len(dev))

@@ -14,7 +14,8 @@
 # SYNTH_ROUND=n likewise: the n-th draw of synthetic training sentences, each round reading book sentences no
 # earlier round read, in fresh voices (models/README.md, seventeenth stretch), and from round 4 on its own
 # spoken-number clips (twentieth stretch); suffix _s<n>. The books are read out in round 8: from there a round
-# fills its hours with sentences read before, in fresh voices (files <book>_<line>_s<n>.wav, twenty-fifth stretch)
+# fills its hours with sentences read before, in fresh voices (files <book>_<line>_s<n>.wav, twenty-fifth stretch);
+# from round 9 on WordNet's example sentences join them as unread text (recipes/english/wordnet_text.py)
 # FINETUNE_MINUTES=n before finetune: its length in training minutes (default 95; the eighteenth and nineteenth stretches ran 90)
 # PERTURB=1 before finetune: random tempo and vocal-tract (mel-axis) warps of every batch (`train --perturb`);
 # the run directory gets the suffix _p (models/README.md, twenty-second stretch); PERTURB_RANGE=x as well: the
@@ -39,22 +40,23 @@ train_in_background() {  # run directory, then the options that differ between t
     echo "training in the background: tail -f $run.log"
 }
 
-tts_packages="espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts"
+corpus_packages="espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts wordnet-base"
 
-install_missing_tts() {  # the Debian text-to-speech packages make_corpus.py runs; apt-get only for those missing
+install_missing_corpus_packages() {  # the Debian text-to-speech engines and WordNet's text that make_corpus.py
+    # uses; apt-get only for those missing
     local missing=""
-    for package in $tts_packages; do
+    for package in $corpus_packages; do
         dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing="$missing $package"
     done
     [ -z "$missing" ] && return 0
     local sudo=$([ "$(id -u)" = 0 ] || echo sudo)
-    echo "installing the text-to-speech packages:$missing" >&2
+    echo "installing the packages the corpus needs:$missing" >&2
     $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing
 }
 
 case "${1:-}" in
 corpus)
-    install_missing_tts
+    install_missing_corpus_packages
     python recipes/english/make_corpus.py --out "$out" --hours 15 --jobs 2 --condition-copies --condition-round "$round" \
         --synth-round "$synth_round" ;;
 features)
