@@ -81,10 +81,11 @@ finetune)
 export)
     # last.pt, the end of an annealed schedule: best.pt is picked by greedy CER on 300 clips, which is noisy,
     # and at step 10,800 last.pt beat it with the beam and the LM on all three 80-clip samples (models/README.md)
-    # the shipped model: CONDITION_ROUND=9 SYNTH_ROUND=7 FINETUNE_MINUTES=85 PERTURB=1 PERTURB_RANGE=0.15 run.sh
-    # finetune, then run.sh export runs/english_cond_r9_s7_p0.15/last.pt --average PREVIOUS, where PREVIOUS is the
-    # models/base.pt before it (git show 882c262:models/base.pt > PREVIOUS), itself run.sh export of
-    # runs/english_cond_r8_s6_p/last.pt (the ones before it: _r7_s5_p, and _r6_s4 without PERTURB)
+    # the shipped model: CONDITION_ROUND=11 SYNTH_ROUND=9 FINETUNE_MINUTES=85 PERTURB=1 run.sh finetune (from the
+    # models/base.pt of git show 334be49:models/base.pt), then run.sh export runs/english_cond_r11_s9_p/last.pt
+    # --wordnet. The one before: CONDITION_ROUND=9 SYNTH_ROUND=7 ... PERTURB_RANGE=0.15, exported with --average
+    # PREVIOUS (git show 882c262:models/base.pt), itself run.sh export of runs/english_cond_r8_s6_p/last.pt (the
+    # ones before it: _r7_s5_p, and _r6_s4 without PERTURB)
     python recipes/english/export.py "${2:-runs/english_cond/last.pt}" models/base.pt --ctc-weight 0.2 --lm-weight 0.2 \
         --beam-size 8 "${@:3}" ;;
 evaluate)
