@@ -207,7 +207,10 @@ def held_out_texts(data: Path) -> frozenset[str]:
 
 def load_wordnet(data: Path) -> list[tuple[str, str, str]]:
     """(key, original, normalised) for WordNet's example sentences, keys wordnet_<n>."""
-    examples = wordnet_sentences(exclude=held_out_texts(data))
+    try:
+        examples = wordnet_sentences(exclude=held_out_texts(data))
+    except FileNotFoundError as error:
+        raise SystemExit(f"error: {error}") from None
     return [(f"wordnet_{n:05d}", original, normalised) for n, (original, normalised) in enumerate(examples)]
 
 
