@@ -36,6 +36,8 @@ def main() -> None:
     parser.add_argument("--no-pocketsphinx", action="store_true", help="skip the pocketsphinx row")
     parser.add_argument("--no-single", action="store_true", help="skip speechcli one-at-a-time rows")
     parser.add_argument("--int8", action="store_true", help="speechcli with int8 dynamic quantisation (speechcli.quantize)")
+    parser.add_argument("--no-trimmed-view", action="store_true", help="speechcli without the trimmed view "
+                        "(--no-trimmed-view on the command line)")
     args = parser.parse_args()
     setup_threads(args.threads)
 
@@ -59,8 +61,10 @@ def main() -> None:
                   else list(dict.fromkeys([(1.0,), model.decoding_options().speeds])))
     for beam in beams:
         for speeds in speed_sets:
-            options = model.decoding_options(beam, speeds=speeds)  # the model's own CTC and LM weights, as the CLI
+            # the model's own CTC and LM weights, as the CLI
+            options = model.decoding_options(beam, speeds=speeds, trimmed_view=False if args.no_trimmed_view else None)
             label = f"beam {beam}, speeds {','.join(f'{s:g}' for s in speeds)}"
+            label += ", no trimmed view" if args.no_trimmed_view else ""
             add(f"{name} batched, {label}", *timed(lambda: list(transcribe_many(model, sources, options))))
             if not args.no_single:
                 add(f"{name} one at a time, {label}", *timed(lambda: [transcribe(model, s, options) for s in sources]))

@@ -35,7 +35,7 @@ def attention_view(loaded: LoadedModel, path: Path, out_png: Path, beam_size: in
     start, end = pieces[0]
     # the model's own CTC and LM weights, as transcribe uses them (they matter only when beam_size > 1); one
     # pass over the audio as recorded, so that the picture is the attention over these very frames
-    options = loaded.decoding_options(beam_size=beam_size, speeds=(1.0,))
+    options = loaded.decoding_options(beam_size=beam_size, speeds=(1.0,), trimmed_view=False)
     transcript = transcribe(loaded, (str(path), samples[start:end]), options)
     segment = transcript.segments[0]
     characters = list(segment.text) + ["<eos>"]

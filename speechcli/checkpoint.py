@@ -27,6 +27,7 @@ DEFAULT_MODEL_NAME = "base.pt"
 # Decoding each piece also played 5 % and 15 % slower and keeping the best-scoring transcript took 1.8-3.4 WER
 # points off every sentence dev set of the shipped model (models/README.md), for about 4 times the decoding time.
 DEFAULT_SPEEDS = (1.0, 0.95, 0.85)
+DEFAULT_TRIMMED_VIEW_S = 0.3
 
 
 @dataclass
@@ -44,12 +45,17 @@ class LoadedModel:
     word_lm: "WordNgramLM | None" = None  # optional word language model that rescores completed words
 
     def decoding_options(self, beam_size: int | None = None, lm_weight: float | None = None,
-                         word_lm_weight: float | None = None, speeds: tuple[float, ...] | None = None) -> DecodingOptions:
+                         word_lm_weight: float | None = None, speeds: tuple[float, ...] | None = None,
+                         trimmed_view: bool | None = None) -> DecodingOptions:
         """Decoding settings for this model: unless given, the beam width, LM and CTC weights chosen when it was
-        exported, and the playback speeds it records (else ``DEFAULT_SPEEDS``)."""
+        exported, and the playback speeds and trimmed-view margin it records (else ``DEFAULT_SPEEDS`` and
+        ``DEFAULT_TRIMMED_VIEW_S``); ``trimmed_view`` turns that view on or off."""
         recorded = self.info.get("decoding", {})
         if speeds is None:
             speeds = tuple(float(s) for s in recorded.get("speeds", DEFAULT_SPEEDS))
+        trimmed_view_s = float(recorded.get("trimmed_view_s", DEFAULT_TRIMMED_VIEW_S))
+        if trimmed_view is not None:
+            trimmed_view_s = (trimmed_view_s or DEFAULT_TRIMMED_VIEW_S) if trimmed_view else 0.0
         if beam_size is None:
             beam_size = int(recorded.get("beam_size", DecodingOptions.beam_size))
         if lm_weight is None:
@@ -59,7 +65,8 @@ class LoadedModel:
         return DecodingOptions(beam_size=beam_size, ctc_weight=float(recorded.get("ctc_weight", DecodingOptions.ctc_weight)),
                                lm_weight=lm_weight if self.lm else 0.0,
                                word_lm_weight=word_lm_weight if self.word_lm else 0.0,
-                               oov_penalty=float(recorded.get("oov_penalty", 0.0)), speeds=tuple(speeds))
+                               oov_penalty=float(recorded.get("oov_penalty", 0.0)), speeds=tuple(speeds),
+                               trimmed_view_s=trimmed_view_s)
 
 
 def save_checkpoint(path: Path, model: Seq2Seq, vocab: Vocabulary, feature_config: FeatureConfig,

@@ -59,6 +59,7 @@ BeamOption = Annotated[Optional[int], typer.Option("--beam-size", "--beam", min=
 LmWeightOption = Annotated[Optional[float], typer.Option(min=0.0, help="Weight of the model's character language model in beam search (default: the model's own setting; 0 = off).")]
 WordLmWeightOption = Annotated[Optional[float], typer.Option(min=0.0, help="Weight of the model's word language model, which rescores each completed word in beam search (default: the model's own setting; 0 = off).")]
 SpeedsOption = Annotated[Optional[str], typer.Option("--speeds", metavar="LIST", help="Playback speeds at which each stretch of audio is decoded, comma-separated; the transcript the model scores best is kept (default: the model's own setting, 1,0.95,0.85 for the shipped model, about 4× the time of 1). 1 = once, as recorded (fastest).", show_default=False)]
+TrimmedViewOption = Annotated[Optional[bool], typer.Option("--trimmed-view/--no-trimmed-view", help="Also decode each stretch of audio cut to its speech and 0.3 s around it, keeping that transcript when the model scores it best: pauses around short speech otherwise throw the model off (default: the model's own setting, on for the shipped model; it costs time only where there are such pauses).", show_default=False)]
 MIN_SPEED, MAX_SPEED, MAX_SPEEDS = 0.5, 2.0, 8
 SHAPE_DEFAULT = "Model shape (default: the --init-from or resumed checkpoint's, else"
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or info on stderr; errors only.")]
@@ -148,6 +149,7 @@ def transcribe(
     lm_weight: LmWeightOption = None,
     word_lm_weight: WordLmWeightOption = None,
     speeds: SpeedsOption = None,
+    trimmed_view: TrimmedViewOption = None,
     device: DeviceOption = Device.auto,
     threads: ThreadsOption = None,
     int8: Int8Option = False,
@@ -186,7 +188,7 @@ def transcribe(
         print_error(str(source.error))
     todo = [s for s in sources if s.error is None]
     if todo:
-        failed_count = _transcribe_run(todo, len(sources), model, format, output_dir, (beam_size, lm_weight, word_lm_weight, playback),
+        failed_count = _transcribe_run(todo, len(sources), model, format, output_dir, (beam_size, lm_weight, word_lm_weight, playback, trimmed_view),
                                        device, threads, int8, quiet)
     else:
         failed_count = 0
@@ -243,7 +245,8 @@ def _transcribe_run(sources, inputs_given, model, format, output_dir, decoding, 
 
     ``inputs_given`` counts the inputs that failed before decoding too: stdout's shape (one plain
     line, or NAME<TAB>TEXT lines) must not depend on which inputs could be opened.
-    ``decoding``: (beam size, LM weight, word LM weight, speeds), each None for the model's own setting."""
+    ``decoding``: (beam size, LM weight, word LM weight, speeds, trimmed view), each None for the model's own
+    setting."""
     from .errors import SpeechCLIError
     from .transcription import Failure, transcribe_many
     from .writers import OutputFormat, formats_for
@@ -643,6 +646,7 @@ def evaluate(
     lm_weight: LmWeightOption = None,
     word_lm_weight: WordLmWeightOption = None,
     speeds: SpeedsOption = None,
+    trimmed_view: TrimmedViewOption = None,
     worst: Annotated[int, typer.Option(help="List this many worst utterances.")] = 5,
     kind: Annotated[CorpusKind, typer.Option("--format", help="Corpus layout (default: detect).")] = CorpusKind.auto,
     device: DeviceOption = Device.auto,
@@ -667,7 +671,8 @@ def evaluate(
     except SpeechCLIError as error:
         raise fail(str(error)) from None
     totals, scored, failed = ErrorRate(), [], 0
-    results = transcribe_many(loaded, [u.audio_path for u in utterances], loaded.decoding_options(beam_size, lm_weight, word_lm_weight, playback))
+    options = loaded.decoding_options(beam_size, lm_weight, word_lm_weight, playback, trimmed_view)
+    results = transcribe_many(loaded, [u.audio_path for u in utterances], options)
     for utt, result in zip(utterances, _track(results, len(utterances), "evaluate", quiet)):
         if isinstance(result, Failure):
             failed += 1

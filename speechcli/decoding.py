@@ -38,6 +38,9 @@ class DecodingOptions:
     # playback speeds at which transcription decodes each piece, keeping the best-scoring transcript
     # (test-time augmentation); the decode functions below see one speed's features at a time
     speeds: tuple[float, ...] = (1.0,)
+    # when > 0, each piece is also decoded cut to its speech and this many seconds around it, and that transcript
+    # competes with the others: pauses around a short utterance shift its per-utterance feature mean
+    trimmed_view_s: float = 0.0
 
 
 @dataclass

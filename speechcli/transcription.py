@@ -36,6 +36,7 @@ GROUP_SECONDS = 600.0  # audio decoded together: bounds memory, gives batches of
 BATCH_FRAMES = 30_000  # padded feature frames per decoder batch
 SPEECH_MARGIN_S = 0.1  # segments and word times may reach this far beyond the detected speech
 MIN_PIECE_S = 0.1  # shorter pieces are padded with silence so the encoder has frames to work on
+MIN_TRIMMED_S = 0.1  # a trimmed view that would leave out less than this is not decoded
 
 
 @dataclass
@@ -91,12 +92,21 @@ class Progress:
 
 
 @dataclass
+class _View:
+    """Some of a piece's samples (from ``start`` on), played at ``speed``, as normalised features."""
+
+    features: torch.Tensor
+    speed: float = 1.0
+    start: int = 0  # sample offset of the view's first sample within the piece
+
+
+@dataclass
 class _Piece:
     index: int  # which source
     start: int  # sample offset of this piece in its source
     speech: tuple[int, int]  # the samples of the piece that hold speech (the rest is context)
     seconds: float  # its length as recorded
-    views: list[torch.Tensor]  # its normalised features at each of the decoding options' speeds
+    views: list[_View]  # one per decoding option's speed, then possibly a trimmed view
 
 
 @dataclass
@@ -155,12 +165,12 @@ def transcribe_many(model: LoadedModel, sources: Iterable[AudioSource], options:
             for block in _blocks(state):
                 state.samples_read += len(block)
                 for piece in splitter.feed(block):
-                    pool.append(_piece(model, index, piece, options.speeds))
+                    pool.append(_piece(model, index, piece, options))
                     state.pieces_waiting += 1
                 if _pool_seconds(model, pool) >= GROUP_SECONDS:
                     yield from flush()
             for piece in splitter.finish():
-                pool.append(_piece(model, index, piece, options.speeds))
+                pool.append(_piece(model, index, piece, options))
                 state.pieces_waiting += 1
         state.read_all = True
         if _pool_seconds(model, pool) >= GROUP_SECONDS or (not pool and next_out == index):
@@ -207,13 +217,15 @@ def _pool_seconds(model: LoadedModel, pool: list[_Piece]) -> float:
 
 def _decode_pool(model, pool, pending, options, keep_attention, word_timing, on_progress) -> None:
     for batch in _batches(pool):
-        hyps, ctc = decode_pieces(model, [view for p in batch for view in p.views], options)
+        hyps, ctc = decode_pieces(model, [view.features for p in batch for view in p.views], options)
         touched = []
-        for number, piece in enumerate(batch):
-            first = number * len(options.speeds)
-            best = max(range(len(options.speeds)), key=lambda k: hyps[first + k].score)
-            segment = _segment(model, piece, hyps[first + best], ctc[first + best], options.speeds[best],
+        first = 0
+        for piece in batch:
+            best = max(range(len(piece.views)), key=lambda k: hyps[first + k].score)
+            piece_frames = max(1, round(len(ctc[first]) * piece.views[0].speed))
+            segment = _segment(model, piece, hyps[first + best], ctc[first + best], piece.views[best], piece_frames,
                                keep_attention, word_timing)
+            first += len(piece.views)
             state = pending[piece.index]
             state.segments.append(segment)
             state.pieces_waiting -= 1
@@ -225,10 +237,24 @@ def _decode_pool(model, pool, pending, options, keep_attention, word_timing, on_
                 on_progress(Progress(index, state.name, state.seconds_done, state.stream.duration, _done(state)))
 
 
-def _piece(model: LoadedModel, index: int, piece, speeds: tuple[float, ...]) -> _Piece:
+def _piece(model: LoadedModel, index: int, piece, options: DecodingOptions) -> _Piece:
     rate = model.feature_config.sample_rate
-    views = [_features(model, _played_at(piece.samples, speed, rate)) for speed in speeds]
+    views = [_View(_features(model, _played_at(piece.samples, speed, rate)), speed) for speed in options.speeds]
+    trimmed = _trimmed_range(piece, options.trimmed_view_s, rate)
+    if trimmed is not None:
+        views.append(_View(_features(model, piece.samples[trimmed[0] : trimmed[1]]), 1.0, trimmed[0]))
     return _Piece(index, piece.start, piece.speech, len(piece.samples) / rate, views)
+
+
+def _trimmed_range(piece, margin_s: float, rate: int) -> tuple[int, int] | None:
+    """The piece's speech and ``margin_s`` around it, or None when that leaves out less than MIN_TRIMMED_S."""
+    if margin_s <= 0:
+        return None
+    margin = int(margin_s * rate)
+    start, end = max(0, piece.speech[0] - margin), min(len(piece.samples), piece.speech[1] + margin)
+    if start + len(piece.samples) - end < MIN_TRIMMED_S * rate:
+        return None
+    return start, end
 
 
 def _played_at(samples: np.ndarray, speed: float, rate: int) -> np.ndarray:
@@ -256,7 +282,7 @@ def _batches(pieces: list[_Piece]) -> Iterator[list[_Piece]]:
 
 
 def _frames(piece: _Piece) -> int:
-    return max(len(view) for view in piece.views) * len(piece.views)
+    return max(len(view.features) for view in piece.views) * len(piece.views)
 
 
 @torch.inference_mode()
@@ -274,29 +300,45 @@ def decode_pieces(model: LoadedModel, features: list[torch.Tensor],
     return hyps, ctc_pieces
 
 
-def _segment(model: LoadedModel, piece: _Piece, hyp: Hypothesis, ctc: np.ndarray, speed: float, keep_attention: bool,
-             word_timing: WordTiming) -> Segment:
+def _segment(model: LoadedModel, piece: _Piece, hyp: Hypothesis, ctc: np.ndarray, view: _View, piece_frames: int,
+             keep_attention: bool, word_timing: WordTiming) -> Segment:
     """The piece's transcript, timed within its speech (the context around it is left out: the CTC
     head tends to fire a piece's first character on its very first frame, silence or not).
-    ``hyp`` and ``ctc`` come from the piece played at ``speed``: its frames are scaled back to real time."""
-    frame_s = model.feature_config.frame_shift_ms / 1000 * SUBSAMPLING * speed
+    ``hyp`` and ``ctc`` come from ``view``: its frames are moved back onto the recording's time axis, and its
+    attention onto the ``piece_frames`` encoder frames of the whole piece as recorded."""
+    encoder_frame_s = model.feature_config.frame_shift_ms / 1000 * SUBSAMPLING
+    frame_s = encoder_frame_s * view.speed
     rate = model.feature_config.sample_rate
     offset = piece.start / rate
+    view_offset = offset + view.start / rate
     duration = piece.seconds
     first = offset + max(0.0, piece.speech[0] / rate - SPEECH_MARGIN_S)
     last = offset + min(duration, piece.speech[1] / rate + SPEECH_MARGIN_S)
     attention = np.stack(hyp.attention) if hyp.attention else None
     words = []
     for span in word_spans(model, hyp, ctc, attention, word_timing):
-        start = min(max(offset + span.start_frame * frame_s, first), max(first, last - frame_s))
-        end = min(max(offset + span.end_frame * frame_s, start + frame_s), last)
+        start = min(max(view_offset + span.start_frame * frame_s, first), max(first, last - frame_s))
+        end = min(max(view_offset + span.end_frame * frame_s, start + frame_s), last)
         words.append(Word(span.text, round(start, 3), round(end, 3),
                           round(word_confidence(hyp.token_log_probs, span.positions), 4)))
     text = model.vocab.decode(hyp.tokens)
     confidence = math.exp(float(np.mean(hyp.token_log_probs))) if hyp.token_log_probs else 1.0
-    if keep_attention and attention is not None and speed != 1.0:
-        attention = _at_real_time(attention, speed)
+    if keep_attention and attention is not None:
+        attention = _on_piece_frames(attention, view.speed, round(view.start / rate / encoder_frame_s), piece_frames)
     return Segment(round(first, 3), round(last, 3), text, words, attention if keep_attention else None, confidence)
+
+
+def _on_piece_frames(attention: np.ndarray, speed: float, shift: int, piece_frames: int) -> np.ndarray:
+    """Attention over a view's frames, moved onto the encoder frames of the whole piece as recorded: back to
+    real time, then ``shift`` frames later (a trimmed view starts inside the piece)."""
+    if speed != 1.0:
+        attention = _at_real_time(attention, speed)
+    if shift == 0 and attention.shape[1] == piece_frames:
+        return attention
+    placed = np.zeros((attention.shape[0], piece_frames), attention.dtype)
+    kept = attention[:, : max(0, piece_frames - shift)]
+    placed[:, shift : shift + kept.shape[1]] = kept
+    return placed
 
 
 def _at_real_time(attention: np.ndarray, speed: float) -> np.ndarray:

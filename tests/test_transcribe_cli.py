@@ -284,3 +284,15 @@ def test_int8_quantises_the_model_and_still_transcribes(run, speech_wav, monkeyp
     assert result.exit_code == 0, result.stderr
     assert quantised and result.stdout.strip() != ""
     assert len(result.stdout.splitlines()) == 1
+
+
+@pytest.mark.parametrize("flag, margin", [([], 0.3), (["--no-trimmed-view"], 0.0), (["--trimmed-view"], 0.3)])
+def test_trimmed_view_flag_reaches_the_decoder(run, speech_wav, monkeypatch, flag, margin):
+    import speechcli.transcription as transcription
+
+    seen = []
+    decode = transcription.decode_pieces
+    monkeypatch.setattr(transcription, "decode_pieces", lambda m, f, options: seen.append(options) or decode(m, f, options))
+    result = run(speech_wav, *flag)
+    assert result.exit_code == 0, result.stderr
+    assert seen and all(options.trimmed_view_s == margin for options in seen)

@@ -15,6 +15,7 @@ from speechcli.audio import resample
 from speechcli.checkpoint import load_model
 from speechcli.decoding import DecodingOptions
 from speechcli.inputs import Source, expand_inputs, open_stream, read_list
+from speechcli.segment import split_with_speech
 from speechcli.text import Vocabulary
 from speechcli.transcription import Failure, Transcript, align_text, transcribe, transcribe_many
 
@@ -220,3 +221,65 @@ def test_models_record_their_speeds_else_the_default_applies(tiny):
     assert recorded.decoding_options(speeds=(1.0,)).speeds == (1.0,)
     with pytest.raises(ValueError, match="speeds"):
         next(transcribe_many(tiny, [("mem", speech_like(1.0))], dataclasses.replace(GREEDY, speeds=())))
+
+
+def _with_quiet_room(speech: np.ndarray, seconds: float, seed: int = 0) -> np.ndarray:
+    """``speech`` with ``seconds`` of a faint noise floor before and after it (not digital silence, which the
+    splitter trims)."""
+    pause = np.zeros(int(seconds * RATE), np.float32)
+    padded = np.concatenate([pause, speech, pause])
+    return padded + np.random.default_rng(seed).normal(0, 1e-4, padded.shape).astype(np.float32)
+
+
+def test_a_piece_with_pauses_around_its_speech_is_also_decoded_trimmed(tiny, monkeypatch):
+    import dataclasses
+
+    import speechcli.transcription as transcription
+
+    audio = ("room", _with_quiet_room(speech_like(1.2, seed=4), 1.5))
+    seen = []
+    decode = transcription.decode_pieces
+
+    def record_and_trimmed_scores_best(model, features, options):
+        seen.append([len(f) for f in features])
+        hyps, ctc = decode(model, features, options)
+        shortest = min(range(len(features)), key=lambda i: len(features[i]))
+        for i, hyp in enumerate(hyps):
+            hyp.score = 0.0 if i == shortest else -1e6
+        return hyps, ctc
+
+    monkeypatch.setattr(transcription, "decode_pieces", record_and_trimmed_scores_best)
+    plain = transcribe(tiny, audio, GREEDY)
+    assert len(seen[-1]) == 1  # trimmed_view_s = 0: one view
+    trimmed = transcribe(tiny, audio, dataclasses.replace(GREEDY, trimmed_view_s=0.3))
+    whole, cut = seen[-1]
+    assert cut < whole - 200  # 10 ms frames: more than 2 s of the 3 s of pauses left out
+    segment = trimmed.segments[0]
+    assert segment.attention.shape[1] == plain.segments[0].attention.shape[1]  # on the whole piece's frames
+    assert np.allclose(segment.attention.sum(axis=1), 1.0)
+    assert segment.attention[:, :20].sum() == 0  # the trimmed view starts more than 0.8 s into the piece
+    piece_start, _, (speech_start, speech_end) = split_with_speech(audio[1])[0]
+    cut_start, cut_end = piece_start + speech_start - int(0.3 * RATE), piece_start + speech_end + int(0.3 * RATE)
+    alone = transcribe(tiny, ("cut", audio[1][cut_start:cut_end]), GREEDY)  # the trimmed view's samples
+    assert trimmed.text == alone.text
+    shift = cut_start / RATE  # word times are on the recording's time axis
+    assert [t for w in trimmed.words for t in (w.start, w.end)] == pytest.approx(
+        [t + shift for w in alone.words for t in (w.start, w.end)], abs=0.002)
+
+
+def test_no_trimmed_view_when_the_speech_fills_the_piece(tiny, monkeypatch):
+    import dataclasses
+
+    import speechcli.transcription as transcription
+
+    seen = []
+    decode = transcription.decode_pieces
+    monkeypatch.setattr(transcription, "decode_pieces",
+                        lambda model, features, options: seen.append(len(features)) or decode(model, features, options))
+    transcribe(tiny, ("tight", speech_like(1.2, seed=4)), dataclasses.replace(GREEDY, trimmed_view_s=0.3))
+    assert seen == [1]
+    assert tiny.decoding_options().trimmed_view_s == 0.3  # on by default
+    assert tiny.decoding_options(trimmed_view=False).trimmed_view_s == 0
+    recorded_off = dataclasses.replace(tiny, info={"decoding": {"trimmed_view_s": 0.0}})
+    assert recorded_off.decoding_options().trimmed_view_s == 0
+    assert recorded_off.decoding_options(trimmed_view=True).trimmed_view_s == 0.3
