@@ -53,27 +53,25 @@ def test_words_of_a_slowed_pass_are_timed_on_the_recording(tmp_path):
     assert abs(timed[0.8][0] - timed[1.0][0]) <= 0.12 and abs(timed[0.8][1] - timed[1.0][1]) <= 0.12
 
 
-def test_a_recording_padded_with_digital_silence_reads_as_well_as_without():
+def test_a_recording_padded_with_digital_silence_reads_as_without():
     # before pieces left the zeros at their edges out, 1 s of them on each side turned this Kathleen
-    # prompt into "and how are your coming brown to this is still he explained" (7 word errors in 9)
+    # prompt into "and how are your coming brown to this is still he explained" (7 word errors in 9); the
+    # 50 ms of them kept until the thirtieth session still moved words. Now the decoded samples are the same.
     import numpy as np
     import pytest
 
     from conftest import SHARED_DATA
     from speechcli.audio import load_audio
     from speechcli.checkpoint import load_model
-    from speechcli.metrics import word_errors
-    from speechcli.text import normalize_text
     from speechcli.transcription import transcribe
 
     clip = SHARED_DATA / "arctic-kathleen" / "flac" / "arctic_a0014_1592748281.flac"
     if not clip.is_file():
         pytest.skip(f"shared data not available at {SHARED_DATA}")
-    reference = normalize_text("Now you're coming down to business, Phil, he exclaimed.")
     loaded = load_model(ROOT / "models" / "base.pt")
     samples = load_audio(clip, loaded.feature_config.sample_rate)
     zeros = np.zeros(loaded.feature_config.sample_rate, dtype=np.float32)
-    plain, _ = word_errors(reference, transcribe(loaded, ("plain", samples)).text)
-    padded, _ = word_errors(reference, transcribe(loaded, ("padded", np.concatenate([zeros, samples, zeros]))).text)
-    assert padded <= plain + 1, (padded, plain)  # the 0.05 s of zeros kept at each edge may move a word
-    assert padded <= 4
+    plain = transcribe(loaded, ("plain", samples))
+    padded = transcribe(loaded, ("padded", np.concatenate([zeros, samples, zeros])))
+    assert padded.text == plain.text and len(plain.words) >= 8
+    assert [w.start for w in padded.words] == pytest.approx([w.start + 1.0 for w in plain.words], abs=1e-6)
