@@ -81,3 +81,20 @@ def test_wordnet_joins_at_its_round_as_unread_text_and_leaves_earlier_rounds_as_
     assert joined and all(item.key.startswith("wordnet_") and "_s" not in item.key for item in joined)
     read_before = set().union(*(_keys(_round_with_wordnet(n)) for n in range(start)))
     assert not read_before & _keys(joined)
+
+
+FORTUNES = [(f"fortune_{n:05d}", "Still other words.", "still other words") for n in range(300)]
+
+
+def test_the_fortunes_join_at_their_round_and_leave_earlier_rounds_as_they_were():
+    start = make_corpus.FORTUNES_FROM_ROUND
+
+    def with_fortunes(round_: int) -> list:
+        first = make_corpus.plan_train(SENTENCES, HOURS, random.Random(5))
+        return make_corpus.plan_synth_round(SENTENCES, HOURS, round_, 5, first, WORDNET, FORTUNES)
+
+    for n in range(start - 2, start):
+        assert with_fortunes(n) == _round_with_wordnet(n)
+    joined = with_fortunes(start)
+    assert joined and all(item.key.startswith("fortune_") and "_s" not in item.key for item in joined)
+    assert all(item.relpath.startswith("synth/train/fortune/") for item in joined)

@@ -11,7 +11,8 @@ synthetic dev set stays text-unseen. The word LM also reads NUMBER_TEXTS spoken-
 those of the synthetic corpus (digits, digit strings, cardinals): the books hardly hold a number
 said on its own, and without them the word LM pulls single digits towards frequent book words.
 With --wordnet both LMs also read WordNet's example sentences (recipes/english/wordnet_text.py), short
-present-day English beside the books' older prose; any that equals a dev transcript is left out.
+present-day English beside the books' older prose; with --fortunes the sentences of Debian's fortune
+cookies (recipes/english/fortune_text.py), conversational English. Any that equals a dev transcript is left out.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from speechcli.checkpoint import read_bundle, write_bundle
 from speechcli.lm import CharNgramLM
 from speechcli.word_lm import WordNgramLM
 
-from make_corpus import load_wordnet, number_words
+from make_corpus import load_fortunes, load_wordnet, number_words
 
 HELD_OUT_BOOKS = ("pg11", "pg844")
 NUMBER_TEXTS = 3000
@@ -83,6 +84,8 @@ def main() -> None:
                         help="spoken-number texts the word LM reads beside the sentences")
     parser.add_argument("--wordnet", action="store_true", help="both LMs also read WordNet's example sentences "
                                                                "(apt-get install wordnet-base)")
+    parser.add_argument("--fortunes", action="store_true", help="both LMs also read the sentences of Debian's "
+                                                                "fortune cookies (apt-get install fortunes)")
     parser.add_argument("--lm-weight", type=float, default=0.3, help="default LM weight recorded for decoding")
     parser.add_argument("--ctc-weight", type=float, default=0.3, help="default CTC weight of beam search recorded")
     parser.add_argument("--beam-size", type=int, default=8, help="default beam width recorded")
@@ -104,13 +107,16 @@ def main() -> None:
     lm_text = book_sentences(args.text) if not (args.no_lm and args.no_word_lm) else []
     if lm_text and args.wordnet:
         lm_text += [normalised for _, _, normalised in load_wordnet(args.text.resolve().parents[1])]
+    if lm_text and args.fortunes:
+        lm_text += [normalised for _, _, normalised in load_fortunes(args.text.resolve().parents[1])]
     if not args.no_lm:
         sentences = lm_text
         lm = CharNgramLM.train(sentences, order=args.lm_order, min_count=args.lm_min_count)
         bundle["lm"] = lm.to_dict()
         bundle["info"]["decoding"]["lm_weight"] = args.lm_weight
         bundle["info"]["lm"] = {"order": args.lm_order, "min_count": args.lm_min_count,
-                                "sentences": len(sentences), "contexts": len(lm.index), "wordnet": args.wordnet}
+                                "sentences": len(sentences), "contexts": len(lm.index), "wordnet": args.wordnet,
+                                "fortunes": args.fortunes}
     if not args.no_word_lm:
         sentences = lm_text + number_texts(args.number_texts)
         word_lm = WordNgramLM.train(sentences, order=args.word_lm_order, min_count=args.word_lm_min_count)
@@ -118,6 +124,7 @@ def main() -> None:
         bundle["info"]["decoding"].update(word_lm_weight=args.word_lm_weight, oov_penalty=args.oov_penalty)
         bundle["info"]["word_lm"] = {"order": args.word_lm_order, "min_count": args.word_lm_min_count,
                                      "sentences": len(sentences), "words": len(word_lm.words) - 2, "wordnet": args.wordnet,
+                                     "fortunes": args.fortunes,
                                      "ngrams": [int((~np.isnan(p)).sum()) for p in word_lm.log_probs]}
     write_bundle(args.out, bundle)
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB)", file=sys.stderr)

@@ -34,6 +34,7 @@ import numpy as np
 import soundfile as sf
 
 from speechcli.text import normalize_text
+from fortune_text import fortune_sentences
 from wordnet_text import wordnet_sentences
 
 LOG = logging.getLogger("make_corpus")
@@ -55,6 +56,7 @@ SYNTH_ROUND_SEED_OFFSET = 100  # --synth-round n draws from random.Random(seed +
 NUMBERS_FRESH_FROM_ROUND = 4
 NUMBERS_ROUND_SEED_OFFSET = 200
 WORDNET_FROM_ROUND = 9  # the books are read out in round 8 (models/README.md, twenty-fifth stretch)
+FORTUNES_FROM_ROUND = 11  # WordNet's examples are read out in round 10 (twenty-seventh stretch)
 CHUNK_SIZE = {"espeak": 25, "flite": 25, "festival": 40}  # festival: one process per chunk
 SPEED_FACTORS = (0.9, 1.1)
 # Recording conditions for the copies of real clips (--condition-copies), as shares of the copies.
@@ -174,15 +176,17 @@ def plan_train(sentences, hours: float, rng: random.Random) -> list[SynthItem]:
 
 
 def plan_synth_round(sentences, hours: float, round_: int, seed: int, first: list[SynthItem],
-                     later_text=()) -> list[SynthItem]:
+                     later_text=(), latest_text=()) -> list[SynthItem]:
     """The training sentences of synthetic round ``round_``: round 0 is ``first``; each later round reads
     sentences that no earlier round read, in voices drawn afresh, from its own random stream. From round
-    WORDNET_FROM_ROUND on, ``later_text`` (WordNet's examples) joins the books as sentences no round read.
+    WORDNET_FROM_ROUND on, ``later_text`` (WordNet's examples) joins the books as sentences no round read,
+    and from FORTUNES_FROM_ROUND on ``latest_text`` (the fortune cookies') too.
     Once every sentence is read, a round fills its hours with sentences read before, in fresh voices, under
     keys of its own (``<book>_<line>_s<n>``) so that no earlier round's audio is overwritten."""
     items, used = first, set()
     for later in range(1, round_ + 1):
-        pool = sentences + (list(later_text) if later >= WORDNET_FROM_ROUND else [])
+        pool = (sentences + (list(later_text) if later >= WORDNET_FROM_ROUND else [])
+                + (list(latest_text) if later >= FORTUNES_FROM_ROUND else []))
         used |= {item.key for item in items}
         unread = [s for s in pool if s[0] not in used]
         rng, budget = random.Random(seed + SYNTH_ROUND_SEED_OFFSET + later), engine_budget(hours)
@@ -212,6 +216,16 @@ def load_wordnet(data: Path) -> list[tuple[str, str, str]]:
     except FileNotFoundError as error:
         raise SystemExit(f"error: {error}") from None
     return [(f"wordnet_{n:05d}", original, normalised) for n, (original, normalised) in enumerate(examples)]
+
+
+def load_fortunes(data: Path) -> list[tuple[str, str, str]]:
+    """(key, original, normalised) for the sentences of Debian's fortune cookies (fortune_text.py), keys
+    fortune_<n>, none equal to a dev transcript."""
+    try:
+        sentences = fortune_sentences(exclude=held_out_texts(data))
+    except FileNotFoundError as error:
+        raise SystemExit(f"error: {error}") from None
+    return [(f"fortune_{n:05d}", original, normalised) for n, (original, normalised) in enumerate(sentences)]
 
 
 def plan_numbers_round(count: int, round_: int, seed: int) -> list[SynthItem]:
@@ -703,7 +717,8 @@ def parse_args():
                         help="which synthetic training sentences to write and list in train.tsv: 0 is the first "
                              "draw; a later round reads book sentences no earlier round read, in fresh voices "
                              "(from round 4 on, with its own spoken-number clips too); from round 9 on, WordNet's "
-                             "example sentences too (apt-get install wordnet-base); once all are read, "
+                             "example sentences too (apt-get install wordnet-base), and from round 11 on the "
+                             "sentences of Debian's fortune cookies (apt-get install fortunes); once all are read, "
                              "sentences read before, in fresh voices")
     return parser.parse_args()
 
@@ -715,7 +730,8 @@ def build_synthetic(args) -> tuple[list[SynthItem], list[SynthItem], dict]:
     sentences = load_sentences(text_dir, [b for b in books if b not in DEV_BOOKS])
     train = plan_train(sentences, args.hours, rng)  # round 0: drawn before anything else, so it stays put
     later_text = load_wordnet(args.data) if args.synth_round >= WORDNET_FROM_ROUND else []
-    train = plan_synth_round(sentences, args.hours, args.synth_round, args.seed, train, later_text)
+    latest_text = load_fortunes(args.data) if args.synth_round >= FORTUNES_FROM_ROUND else []
+    train = plan_synth_round(sentences, args.hours, args.synth_round, args.seed, train, later_text, latest_text)
     dev = plan_dev_synth(load_sentences(text_dir, list(DEV_BOOKS)), random.Random(args.seed + 2))
     train += plan_numbers_round(args.number_clips, args.synth_round, args.seed)  # own stream: the plan above stays put
     LOG.info("planned %d training and %d dev_synth sentences", len(train), len(dev))

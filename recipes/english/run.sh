@@ -15,7 +15,8 @@
 # earlier round read, in fresh voices (models/README.md, seventeenth stretch), and from round 4 on its own
 # spoken-number clips (twentieth stretch); suffix _s<n>. The books are read out in round 8: from there a round
 # fills its hours with sentences read before, in fresh voices (files <book>_<line>_s<n>.wav, twenty-fifth stretch);
-# from round 9 on WordNet's example sentences join them as unread text (recipes/english/wordnet_text.py)
+# from round 9 on WordNet's example sentences join them as unread text (recipes/english/wordnet_text.py), from
+# round 11 on the sentences of Debian's fortune cookies (recipes/english/fortune_text.py)
 # FINETUNE_MINUTES=n before finetune: its length in training minutes (default 95; the eighteenth and nineteenth stretches ran 90)
 # PERTURB=1 before finetune: random tempo and vocal-tract (mel-axis) warps of every batch (`train --perturb`);
 # the run directory gets the suffix _p (models/README.md, twenty-second stretch); PERTURB_RANGE=x as well: the
@@ -40,9 +41,9 @@ train_in_background() {  # run directory, then the options that differ between t
     echo "training in the background: tail -f $run.log"
 }
 
-corpus_packages="espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts wordnet-base"
+corpus_packages="espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts wordnet-base fortunes"
 
-install_missing_corpus_packages() {  # the Debian text-to-speech engines and WordNet's text that make_corpus.py
+install_missing_corpus_packages() {  # the Debian text-to-speech engines and the texts (WordNet, fortunes) that make_corpus.py
     # uses; apt-get only for those missing
     local missing=""
     for package in $corpus_packages; do
