@@ -70,7 +70,8 @@ WORDNET = [(f"wordnet_{n:05d}", "Other words.", "other words") for n in range(30
 
 def _round_with_wordnet(round_: int, seed: int = 5) -> list:
     first = make_corpus.plan_train(SENTENCES, HOURS, random.Random(seed))
-    return make_corpus.plan_synth_round(SENTENCES, HOURS, round_, seed, first, WORDNET)
+    extra_texts = [(make_corpus.WORDNET_FROM_ROUND, WORDNET)]
+    return make_corpus.plan_synth_round(SENTENCES, HOURS, round_, seed, first, extra_texts)
 
 
 def test_wordnet_joins_at_its_round_as_unread_text_and_leaves_earlier_rounds_as_they_were():
@@ -91,7 +92,8 @@ def test_the_fortunes_join_at_their_round_and_leave_earlier_rounds_as_they_were(
 
     def with_fortunes(round_: int) -> list:
         first = make_corpus.plan_train(SENTENCES, HOURS, random.Random(5))
-        return make_corpus.plan_synth_round(SENTENCES, HOURS, round_, 5, first, WORDNET, FORTUNES)
+        extra_texts = [(make_corpus.WORDNET_FROM_ROUND, WORDNET), (start, FORTUNES)]
+        return make_corpus.plan_synth_round(SENTENCES, HOURS, round_, 5, first, extra_texts)
 
     for n in range(start - 2, start):
         assert with_fortunes(n) == _round_with_wordnet(n)

@@ -13,11 +13,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from speechcli.text import normalize_text
+from text_sources import distinct_sentences
 
 FORTUNE_DIR = Path("/usr/share/games/fortunes")
 NOT_PROSE = ("ascii-art", "perl", "translate-me")  # pictures, program code, other languages
-MIN_WORDS, MAX_WORDS = 3, 30
 _ATTRIBUTION = re.compile(r"^\s*(--|- )")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(A-Z])")
 _ODD = re.compile(r"[{}<>=\\/|@#$^*_~\[\]]|\t| {3,}|[A-Za-z]+:\s*$")  # code, tables, dialogue labels
@@ -44,13 +43,6 @@ def fortune_sentences(folder: Path = FORTUNE_DIR, exclude: frozenset[str] = froz
     paths = sorted(p for p in folder.glob("*") if p.is_file() and not p.suffix and p.name not in NOT_PROSE)
     if not paths:
         raise FileNotFoundError(f"no fortune files in {folder}: apt-get install fortunes")
-    seen, sentences = set(exclude), []
-    for path in paths:
-        for cookie in cookies(path.read_text(encoding="utf-8", errors="replace")):
-            for sentence in cookie_sentences(cookie):
-                normalised = normalize_text(sentence)
-                if (MIN_WORDS <= len(normalised.split()) <= MAX_WORDS and normalised not in seen
-                        and not re.search(r"\d", sentence)):
-                    seen.add(normalised)
-                    sentences.append((sentence, normalised))
-    return sentences
+    sentences = (sentence for path in paths for cookie in cookies(path.read_text(encoding="utf-8", errors="replace"))
+                 for sentence in cookie_sentences(cookie))
+    return distinct_sentences((sentence for sentence in sentences if not re.search(r"\d", sentence)), exclude)

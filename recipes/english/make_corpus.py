@@ -16,6 +16,7 @@ See recipes/english/README.md.
 """
 
 import argparse
+import functools
 import json
 import logging
 import math
@@ -176,17 +177,16 @@ def plan_train(sentences, hours: float, rng: random.Random) -> list[SynthItem]:
 
 
 def plan_synth_round(sentences, hours: float, round_: int, seed: int, first: list[SynthItem],
-                     later_text=(), latest_text=()) -> list[SynthItem]:
+                     extra_texts=()) -> list[SynthItem]:
     """The training sentences of synthetic round ``round_``: round 0 is ``first``; each later round reads
-    sentences that no earlier round read, in voices drawn afresh, from its own random stream. From round
-    WORDNET_FROM_ROUND on, ``later_text`` (WordNet's examples) joins the books as sentences no round read,
-    and from FORTUNES_FROM_ROUND on ``latest_text`` (the fortune cookies') too.
+    sentences that no earlier round read, in voices drawn afresh, from its own random stream. Each of
+    ``extra_texts``, (first round, sentences) such as (WORDNET_FROM_ROUND, WordNet's examples), joins the
+    books from its round on as sentences no round read.
     Once every sentence is read, a round fills its hours with sentences read before, in fresh voices, under
     keys of its own (``<book>_<line>_s<n>``) so that no earlier round's audio is overwritten."""
     items, used = first, set()
     for later in range(1, round_ + 1):
-        pool = (sentences + (list(later_text) if later >= WORDNET_FROM_ROUND else [])
-                + (list(latest_text) if later >= FORTUNES_FROM_ROUND else []))
+        pool = sentences + [sentence for start, text in extra_texts if later >= start for sentence in text]
         used |= {item.key for item in items}
         unread = [s for s in pool if s[0] not in used]
         rng, budget = random.Random(seed + SYNTH_ROUND_SEED_OFFSET + later), engine_budget(hours)
@@ -198,6 +198,7 @@ def plan_synth_round(sentences, hours: float, round_: int, seed: int, first: lis
     return items
 
 
+@functools.lru_cache  # read once for all the text sources
 def held_out_texts(data: Path) -> frozenset[str]:
     """Every normalised transcript of the real corpora and every line of the dev books: text from another
     source that equals one of them is not read, so that dev sentences stay unseen."""
@@ -209,23 +210,24 @@ def held_out_texts(data: Path) -> frozenset[str]:
     return frozenset(texts)
 
 
-def load_wordnet(data: Path) -> list[tuple[str, str, str]]:
-    """(key, original, normalised) for WordNet's example sentences, keys wordnet_<n>."""
+def _keyed_sentences(prefix: str, read_sentences, data: Path) -> list[tuple[str, str, str]]:
+    """(key, original, normalised) for the sentences of a text source, keys <prefix>_<n>, none equal to a
+    held-out text; a missing source ends the run with the package to install."""
     try:
-        examples = wordnet_sentences(exclude=held_out_texts(data))
+        sentences = read_sentences(exclude=held_out_texts(data))
     except FileNotFoundError as error:
         raise SystemExit(f"error: {error}") from None
-    return [(f"wordnet_{n:05d}", original, normalised) for n, (original, normalised) in enumerate(examples)]
+    return [(f"{prefix}_{n:05d}", original, normalised) for n, (original, normalised) in enumerate(sentences)]
+
+
+def load_wordnet(data: Path) -> list[tuple[str, str, str]]:
+    """WordNet's example sentences (wordnet_text.py), keys wordnet_<n>."""
+    return _keyed_sentences("wordnet", wordnet_sentences, data)
 
 
 def load_fortunes(data: Path) -> list[tuple[str, str, str]]:
-    """(key, original, normalised) for the sentences of Debian's fortune cookies (fortune_text.py), keys
-    fortune_<n>, none equal to a dev transcript."""
-    try:
-        sentences = fortune_sentences(exclude=held_out_texts(data))
-    except FileNotFoundError as error:
-        raise SystemExit(f"error: {error}") from None
-    return [(f"fortune_{n:05d}", original, normalised) for n, (original, normalised) in enumerate(sentences)]
+    """The sentences of Debian's fortune cookies (fortune_text.py), keys fortune_<n>."""
+    return _keyed_sentences("fortune", fortune_sentences, data)
 
 
 def plan_numbers_round(count: int, round_: int, seed: int) -> list[SynthItem]:
@@ -729,9 +731,10 @@ def build_synthetic(args) -> tuple[list[SynthItem], list[SynthItem], dict]:
     rng = random.Random(args.seed)
     sentences = load_sentences(text_dir, [b for b in books if b not in DEV_BOOKS])
     train = plan_train(sentences, args.hours, rng)  # round 0: drawn before anything else, so it stays put
-    later_text = load_wordnet(args.data) if args.synth_round >= WORDNET_FROM_ROUND else []
-    latest_text = load_fortunes(args.data) if args.synth_round >= FORTUNES_FROM_ROUND else []
-    train = plan_synth_round(sentences, args.hours, args.synth_round, args.seed, train, later_text, latest_text)
+    extra_texts = [(start, load(args.data)) for start, load in ((WORDNET_FROM_ROUND, load_wordnet),
+                                                                (FORTUNES_FROM_ROUND, load_fortunes))
+                   if args.synth_round >= start]
+    train = plan_synth_round(sentences, args.hours, args.synth_round, args.seed, train, extra_texts)
     dev = plan_dev_synth(load_sentences(text_dir, list(DEV_BOOKS)), random.Random(args.seed + 2))
     train += plan_numbers_round(args.number_clips, args.synth_round, args.seed)  # own stream: the plan above stays put
     LOG.info("planned %d training and %d dev_synth sentences", len(train), len(dev))

@@ -14,10 +14,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from speechcli.text import normalize_text
+from text_sources import distinct_sentences
 
 WORDNET_DIR = Path("/usr/share/wordnet")
-MIN_WORDS, MAX_WORDS = 3, 30
 _EXAMPLE = re.compile(r'"([^"]+)"')
 _ODD = re.compile(r"[`|;_]|\.\.\.")  # quoted word lists ("`each,' `every,'") and elisions, not sentences
 
@@ -36,14 +35,6 @@ def wordnet_sentences(folder: Path = WORDNET_DIR, exclude: frozenset[str] = froz
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise FileNotFoundError(f"WordNet database not found ({missing[0]}): apt-get install wordnet-base")
-    seen, sentences = set(exclude), []
-    for path in paths:
-        for line in path.read_text(encoding="latin-1").splitlines():
-            for example in gloss_examples(line):
-                normalised = normalize_text(example)
-                if _ODD.search(example) or not MIN_WORDS <= len(normalised.split()) <= MAX_WORDS:
-                    continue
-                if normalised not in seen:
-                    seen.add(normalised)
-                    sentences.append((example, normalised))
-    return sentences
+    examples = (example for path in paths for line in path.read_text(encoding="latin-1").splitlines()
+                for example in gloss_examples(line))
+    return distinct_sentences((example for example in examples if not _ODD.search(example)), exclude)
