@@ -1,7 +1,7 @@
 """WER of `speechcli` on the same sentences recorded in other ways: rates, channels, level, noise, mp3,
 digital silence or a quiet room around them, several sentences in one file.
 
-Each condition is written to a temporary file (16-bit WAV unless the condition is mp3) and read back
+Each condition is written to a temporary file (16-bit WAV unless the condition is mp3 or 8-bit) and read back
 through `transcribe_many`, as `speechcli transcribe` reads a file; the transcripts are scored with
 the normaliser and scorer of `speechcli evaluate`. The clips are a seeded random sample of each set.
 
@@ -42,6 +42,11 @@ def _one_channel_silent(x: np.ndarray) -> np.ndarray:
     return np.stack([x, np.zeros_like(x)], axis=1)
 
 
+def _eight_bit(x: np.ndarray) -> np.ndarray:
+    """Peak at -12 dBFS with an offset of -0.7 % of full scale, as FSDD's nicolas recorded (written as 8-bit PCM)."""
+    return x * (0.25 / (np.abs(x).max() + 1e-9)) - 0.007
+
+
 def _zeros(seconds: float) -> np.ndarray:
     return np.zeros(int(seconds * RATE), np.float32)
 
@@ -63,6 +68,7 @@ CONDITIONS = {
     "mp3 at 48 kHz": lambda x, rng: (_resampled(x, 48_000), 48_000, "mp3"),
     "20 dB quieter": lambda x, rng: (x * 0.1, RATE, "wav"),
     "40 dB quieter (16-bit: quantisation noise)": lambda x, rng: (x * 0.01, RATE, "wav"),
+    "8-bit WAV at 8 kHz, offset (as FSDD's nicolas)": lambda x, rng: (_eight_bit(_resampled(x, 8_000)), 8_000, "wav8"),
     "white noise, 20 dB SNR": lambda x, rng: (_noisy(x, 20, rng), RATE, "wav"),
     "white noise, 10 dB SNR": lambda x, rng: (_noisy(x, 10, rng), RATE, "wav"),
     "1 s of digital silence before and after": lambda x, rng: (np.concatenate([_zeros(1), x, _zeros(1)]), RATE, "wav"),
@@ -115,8 +121,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         def write(name: str, number: int, made) -> Path:
             samples, rate, kind = made
-            path = Path(tmp) / f"{name}-{number:04d}.{kind}"
-            soundfile.write(path, samples, rate, format=kind.upper())
+            path = Path(tmp) / f"{name}-{number:04d}.{kind[:3]}"
+            subtype = "PCM_U8" if kind == "wav8" else None
+            soundfile.write(path, samples, rate, format=kind[:3].upper(), subtype=subtype)
             return path
 
         for number, (condition, make) in enumerate(CONDITIONS.items()):

@@ -137,3 +137,24 @@ def test_a_later_round_draws_every_copy_afresh_beside_the_first(tmp_path):
     assert make_corpus.condition_rows([row], 1234, 1) == [(second, "some words", "cv_cond")]
     seeds = {make_corpus.clip_seed(row, 1234, r) for r in range(20)}
     assert len(seeds) == 20  # twenty rounds, twenty different draws
+
+
+def test_from_round_14_a_share_of_the_copies_is_stored_in_8_bits_and_earlier_rounds_stay_as_drawn():
+    for round_ in (2, 13):
+        assert make_corpus.condition_shares(round_) is make_corpus.RECORDING_CONDITIONS_WITH_ROOM
+    drawn = [make_corpus.draw_condition(np.random.default_rng(s), 14) for s in range(4000)]
+    shares = make_corpus.RECORDING_CONDITIONS_WITH_8_BIT
+    assert sorted(set(drawn)) == sorted(shares) and sum(shares.values()) == pytest.approx(1)
+    assert drawn.count("eight_bit") / len(drawn) == pytest.approx(shares["eight_bit"], abs=0.03)
+
+
+def test_8_bit_copies_keep_256_levels_with_an_offset_and_survive_the_16_bit_file(tmp_path):
+    wave = _speech_like()
+    for seed in _seeds_for("eight_bit", 6, round_=14):
+        stored = make_corpus.recorded_condition(wave, seed, 14).astype(np.float64)
+        assert len(stored) == len(wave)
+        assert np.array_equal(stored * 128, np.round(stored * 128)) and len(np.unique(stored)) <= 256
+        assert -18 - 1 < 20 * np.log10(np.abs(stored).max()) < -1 + 1  # the offset and a level's step move it a little
+        assert abs(np.mean(stored[RATE // 4 : RATE // 2])) <= 0.01 + 1 / 128  # a pause: the offset alone
+        make_corpus.write_wav(stored, tmp_path / "8bit.wav")
+        assert np.array_equal(sf.read(tmp_path / "8bit.wav")[0], stored)

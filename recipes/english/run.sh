@@ -10,7 +10,7 @@
 # CONDITION_ROUND=n before corpus, features, train or finetune: the n-th fresh draw of the real clips'
 # recording-condition copies (models/README.md, fifteenth stretch), cached in work/english/cache/train_r<n>;
 # the run directories get the same _r<n> suffix; from round 2 on the copies include pauses in a quiet room
-# (models/README.md, sixteenth stretch)
+# (models/README.md, sixteenth stretch), from round 14 on 8-bit storage (twenty-ninth stretch)
 # SYNTH_ROUND=n likewise: the n-th draw of synthetic training sentences, each round reading book sentences no
 # earlier round read, in fresh voices (models/README.md, seventeenth stretch), and from round 4 on its own
 # spoken-number clips (twentieth stretch); suffix _s<n>. The books are read out in round 8: from there a round
