@@ -59,7 +59,9 @@ def _in_quiet_room(x: np.ndarray, rng: np.random.Generator, seconds: float = 1.0
     return padded + rng.normal(0, np.sqrt(noise_power), padded.shape).astype(np.float32)
 
 
-# name → (samples at 16 kHz → (samples, rate, format))
+# the kinds of file a condition is written as: kind → (suffix and format, soundfile subtype; None: its default)
+FILE_KINDS = {"wav": ("wav", None), "mp3": ("mp3", None), "wav8": ("wav", "PCM_U8")}
+# name → (samples at 16 kHz → (samples, rate, file kind))
 CONDITIONS = {
     "as recorded (16 kHz WAV)": lambda x, rng: (x, RATE, "wav"),
     "44.1 kHz stereo": lambda x, rng: (np.stack([_resampled(x, 44_100)] * 2, axis=1), 44_100, "wav"),
@@ -121,9 +123,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         def write(name: str, number: int, made) -> Path:
             samples, rate, kind = made
-            path = Path(tmp) / f"{name}-{number:04d}.{kind[:3]}"
-            subtype = "PCM_U8" if kind == "wav8" else None
-            soundfile.write(path, samples, rate, format=kind[:3].upper(), subtype=subtype)
+            suffix, subtype = FILE_KINDS[kind]
+            path = Path(tmp) / f"{name}-{number:04d}.{suffix}"
+            soundfile.write(path, samples, rate, format=suffix.upper(), subtype=subtype)
             return path
 
         for number, (condition, make) in enumerate(CONDITIONS.items()):

@@ -371,9 +371,14 @@ def narrowband(wave, rng):
     return eight_khz_round_trip(wave)
 
 
+def at_peak(wave, dbfs: float):
+    """``wave`` scaled so that its peak is at ``dbfs`` (negative) decibels of full scale."""
+    return wave * (10 ** (dbfs / 20) / (np.max(np.abs(wave)) + 1e-9))
+
+
 def quiet(wave, rng):
     """Peak at -30 to -50 dBFS; written as 16-bit, the faintest stretches keep a step or none."""
-    return wave * (10 ** (-rng.uniform(30, 50) / 20) / (np.max(np.abs(wave)) + 1e-9))
+    return at_peak(wave, -rng.uniform(30, 50))
 
 
 def zero_padded(wave, rng):
@@ -398,7 +403,7 @@ def eight_bit(wave, rng):
     sample rounded or cut down to its level; half of them through an 8 kHz round trip first, as FSDD's clips."""
     if rng.random() < 0.5:
         wave = eight_khz_round_trip(wave).astype(np.float64)
-    wave = wave * (10 ** (-rng.uniform(1, 18) / 20) / (np.max(np.abs(wave)) + 1e-9)) + rng.uniform(-0.01, 0.01)
+    wave = at_peak(wave, -rng.uniform(1, 18)) + rng.uniform(-0.01, 0.01)
     levels = np.floor(wave * 128) if rng.random() < 0.5 else np.round(wave * 128)
     return np.clip(levels, -128, 127) / 128
 
