@@ -36,6 +36,8 @@ def main() -> None:
     parser.add_argument("--no-pocketsphinx", action="store_true", help="skip the pocketsphinx row")
     parser.add_argument("--no-single", action="store_true", help="skip speechcli one-at-a-time rows")
     parser.add_argument("--int8", action="store_true", help="speechcli with int8 dynamic quantisation (speechcli.quantize)")
+    parser.add_argument("--view-temperature", type=float, help="speechcli's --view-temperature (default: the model's own; "
+                        "0 keeps the best single view's transcript)")
     parser.add_argument("--no-trimmed-view", action="store_true", help="speechcli without the trimmed view "
                         "(--no-trimmed-view on the command line)")
     args = parser.parse_args()
@@ -62,8 +64,9 @@ def main() -> None:
     for beam in beams:
         for speeds in speed_sets:
             # the model's own CTC and LM weights, as the CLI
-            options = model.decoding_options(beam, speeds=speeds, trimmed_view=False if args.no_trimmed_view else None)
-            label = f"beam {beam}, speeds {','.join(f'{s:g}' for s in speeds)}"
+            options = model.decoding_options(beam, speeds=speeds, trimmed_view=False if args.no_trimmed_view else None,
+                                             view_temperature=args.view_temperature)
+            label = f"beam {beam}, speeds {','.join(f'{s:g}' for s in speeds)}, view temperature {options.view_temperature:g}"
             label += ", no trimmed view" if args.no_trimmed_view else ""
             add(f"{name} batched, {label}", *timed(lambda: list(transcribe_many(model, sources, options))))
             if not args.no_single:

@@ -58,8 +58,9 @@ ThreadsOption = Annotated[Optional[int], typer.Option(min=1, help="CPU threads f
 BeamOption = Annotated[Optional[int], typer.Option("--beam-size", "--beam", min=1, help="Beam width (default: the model's own setting, 8 for the shipped model); 1 = greedy (fastest).", show_default=False)]
 LmWeightOption = Annotated[Optional[float], typer.Option(min=0.0, help="Weight of the model's character language model in beam search (default: the model's own setting; 0 = off).")]
 WordLmWeightOption = Annotated[Optional[float], typer.Option(min=0.0, help="Weight of the model's word language model, which rescores each completed word in beam search (default: the model's own setting; 0 = off).")]
-SpeedsOption = Annotated[Optional[str], typer.Option("--speeds", metavar="LIST", help="Playback speeds at which each stretch of audio is decoded, comma-separated; the transcript the model scores best is kept (default: the model's own setting, 1,0.95,0.85 for the shipped model, about 4× the time of 1). 1 = once, as recorded (fastest, with --no-trimmed-view).", show_default=False)]
-TrimmedViewOption = Annotated[Optional[bool], typer.Option("--trimmed-view/--no-trimmed-view", help="Also decode each stretch of audio cut to its speech and 0.3 s around it, keeping that transcript when the model scores it best: pauses around short speech otherwise throw the model off (default: the model's own setting, on for the shipped model; it costs time only where there are such pauses: little at three speeds, up to 1.8× at one).", show_default=False)]
+SpeedsOption = Annotated[Optional[str], typer.Option("--speeds", metavar="LIST", help="Playback speeds at which each stretch of audio is decoded, comma-separated; the transcripts compete (see --view-temperature) and one is kept (default: the model's own setting, 1,0.95,0.9,0.85,0.8,1.05,1.1 for the shipped model, about 7× the time of 1). 1 = once, as recorded (fastest, with --no-trimmed-view).", show_default=False)]
+ViewTemperatureOption = Annotated[Optional[float], typer.Option("--view-temperature", metavar="T", min=0.0, help="How the transcripts of a stretch's views (its playback speeds and trimmed view) compete: each is scored on every view, and the one with the best soft maximum of those scores at temperature T wins (default: the model's own setting, 3 for the shipped model; it adds about 40 % to the decoding time). 0 keeps the transcript of the single view that scores it best.", show_default=False)]
+TrimmedViewOption = Annotated[Optional[bool], typer.Option("--trimmed-view/--no-trimmed-view", help="Also decode each stretch of audio cut to its speech and 0.3 s around it, and that transcript competes with the others: pauses around short speech otherwise throw the model off (default: the model's own setting, on for the shipped model; it costs time only where there are such pauses: little at several speeds, up to 1.8× at one).", show_default=False)]
 MIN_SPEED, MAX_SPEED, MAX_SPEEDS = 0.5, 2.0, 8
 SHAPE_DEFAULT = "Model shape (default: the --init-from or resumed checkpoint's, else"
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or info on stderr; errors only.")]
@@ -150,6 +151,7 @@ def transcribe(
     word_lm_weight: WordLmWeightOption = None,
     speeds: SpeedsOption = None,
     trimmed_view: TrimmedViewOption = None,
+    view_temperature: ViewTemperatureOption = None,
     device: DeviceOption = Device.auto,
     threads: ThreadsOption = None,
     int8: Int8Option = False,
@@ -188,7 +190,8 @@ def transcribe(
         print_error(str(source.error))
     todo = [s for s in sources if s.error is None]
     if todo:
-        failed_count = _transcribe_run(todo, len(sources), model, format, output_dir, (beam_size, lm_weight, word_lm_weight, playback, trimmed_view),
+        failed_count = _transcribe_run(todo, len(sources), model, format, output_dir, (beam_size, lm_weight, word_lm_weight, playback, trimmed_view,
+                                                                                      view_temperature),
                                        device, threads, int8, quiet)
     else:
         failed_count = 0
@@ -245,7 +248,7 @@ def _transcribe_run(sources, inputs_given, model, format, output_dir, decoding, 
 
     ``inputs_given`` counts the inputs that failed before decoding too: stdout's shape (one plain
     line, or NAME<TAB>TEXT lines) must not depend on which inputs could be opened.
-    ``decoding``: (beam size, LM weight, word LM weight, speeds, trimmed view), each None for the model's own
+    ``decoding``: (beam size, LM weight, word LM weight, speeds, trimmed view, view temperature), each None for the model's own
     setting."""
     from .errors import SpeechCLIError
     from .transcription import Failure, transcribe_many
@@ -647,6 +650,7 @@ def evaluate(
     word_lm_weight: WordLmWeightOption = None,
     speeds: SpeedsOption = None,
     trimmed_view: TrimmedViewOption = None,
+    view_temperature: ViewTemperatureOption = None,
     worst: Annotated[int, typer.Option(help="List this many worst utterances.")] = 5,
     kind: Annotated[CorpusKind, typer.Option("--format", help="Corpus layout (default: detect).")] = CorpusKind.auto,
     device: DeviceOption = Device.auto,
@@ -671,7 +675,7 @@ def evaluate(
     except SpeechCLIError as error:
         raise fail(str(error)) from None
     totals, scored, failed = ErrorRate(), [], 0
-    options = loaded.decoding_options(beam_size, lm_weight, word_lm_weight, playback, trimmed_view)
+    options = loaded.decoding_options(beam_size, lm_weight, word_lm_weight, playback, trimmed_view, view_temperature)
     results = transcribe_many(loaded, [u.audio_path for u in utterances], options)
     for utt, result in zip(utterances, _track(results, len(utterances), "evaluate", quiet)):
         if isinstance(result, Failure):

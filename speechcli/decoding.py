@@ -41,6 +41,10 @@ class DecodingOptions:
     # when > 0, each piece is also decoded cut to its speech and this many seconds around it, and that transcript
     # competes with the others: pauses around a short utterance shift its per-utterance feature mean
     trimmed_view_s: float = 0.0
+    # when > 0 and views disagree, each view's transcript is scored on every view, and the one with the best
+    # soft maximum over the views (log-mean-exp at this temperature) of those scores, plus its LM score, is
+    # kept; 0 keeps the transcript of the single best-scoring view
+    view_temperature: float = 0.0
 
 
 @dataclass
@@ -67,6 +71,41 @@ def decode_encoded(model: Seq2Seq, states: torch.Tensor, enc_lengths: torch.Tens
     if options.beam_size <= 1:
         return greedy_search(model, states, enc_lengths, mask), ctc
     return beam_search_batch(model, states, enc_lengths, ctc, options, lm, word_lm), ctc
+
+
+@torch.inference_mode()
+def transcript_scores(model: Seq2Seq, states: torch.Tensor, enc_lengths: torch.Tensor, ctc: np.ndarray,
+                      pairs: list[tuple[int, list[int]]], ctc_weight: float) -> np.ndarray:
+    """(1−λ)·attention + λ·CTC log-probability of given transcripts, each on one utterance's encoder states.
+
+    ``pairs`` holds (utterance row, token ids without <eos>); the attention term includes <eos>, as in
+    the beam search's score of an ended hypothesis, and the CTC term is the whole transcript's
+    log-likelihood (its prefix score at <eos>). ``ctc`` (batch, frames, vocab) are the CTC log-probs.
+    """
+    rows = torch.tensor([row for row, _ in pairs], device=states.device)
+    lengths = enc_lengths[rows]
+    frames = int(lengths.max())
+    mask = torch.arange(frames, device=states.device)[None, :] < lengths[:, None]
+    target_lengths = torch.tensor([len(tokens) for _, tokens in pairs])
+    targets = torch.zeros(len(pairs), max(1, int(target_lengths.max())), dtype=torch.long)
+    for i, (_, tokens) in enumerate(pairs):
+        targets[i, : len(tokens)] = torch.tensor(tokens, dtype=torch.long)
+    logits = model.teacher_forced_logits(states[rows, :frames], mask, targets.to(states.device),
+                                         target_lengths.to(states.device))
+    outputs = model.targets_with_eos(targets, target_lengths)
+    log_probs = torch.log_softmax(logits.float().cpu(), dim=-1).gather(2, outputs.clamp(min=0)[:, :, None]).squeeze(2)
+    attention = torch.where(outputs >= 0, log_probs, 0.0).sum(dim=1).double()
+    ctc_rows = torch.from_numpy(np.ascontiguousarray(ctc[rows.cpu().numpy(), :frames])).transpose(0, 1)
+    ctc_scores = -torch.nn.functional.ctc_loss(ctc_rows, targets, lengths.cpu(), target_lengths, blank=model.blank_id,
+                                               reduction="none")
+    # a transcript too long for a view's frames is impossible under CTC: NEG_INF, as in the beam, not -inf
+    return ((1 - ctc_weight) * attention + ctc_weight * ctc_scores.double().clamp(min=NEG_INF)).numpy()
+
+
+def soft_maximum(scores: np.ndarray, temperature: float) -> np.ndarray:
+    """T·log(mean(exp(scores / T))) over the last axis: the mean at large T, the maximum as T → 0."""
+    top = scores.max(axis=-1)
+    return top + temperature * np.log(np.exp((scores - top[..., None]) / temperature).mean(axis=-1))
 
 
 def _length_groups(lengths: np.ndarray, ratio: float) -> list[np.ndarray]:

@@ -245,7 +245,7 @@ class Seq2Seq(nn.Module):
         ctc_loss = F.ctc_loss(self.ctc_log_probs(states).transpose(0, 1), targets, lengths, target_lengths,
                               blank=self.blank_id, zero_infinity=True)
         logits = self.teacher_forced_logits(states, mask, targets, target_lengths)
-        outputs = self._with_eos(targets, target_lengths)
+        outputs = self.targets_with_eos(targets, target_lengths)
         ce_loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), outputs.reshape(-1),
                                   ignore_index=-100, label_smoothing=self.config.label_smoothing)
         weight = self.config.ctc_weight
@@ -262,7 +262,7 @@ class Seq2Seq(nn.Module):
             all_logits.append(logits)
         return torch.stack(all_logits, dim=1)
 
-    def _with_eos(self, targets, target_lengths) -> torch.Tensor:
+    def targets_with_eos(self, targets, target_lengths) -> torch.Tensor:
         """Targets followed by <eos>, with -100 (ignored) on padding."""
         batch, length = targets.shape
         outputs = torch.cat([targets, targets.new_zeros(batch, 1)], dim=1)

@@ -5,8 +5,10 @@ Each source is read as a stream of blocks and split at pauses into pieces of at 
 attention never sees more audio than it was trained on. Pieces from many sources wait in a
 pool of at most ``GROUP_SECONDS`` of audio; the pool is decoded in length-sorted batches, and a
 source's transcript is yielded (in input order) once all its pieces are decoded. Each piece is
-decoded at every playback speed of the decoding options (the model's default: as recorded, 5 %
-and 15 % slower) and keeps the transcript with the best joint score; its times are the recording's.
+decoded at every playback speed of the decoding options (the model's default: seven, from 20 %
+slower to 10 % faster), and possibly cut to its speech; of these views' transcripts it keeps the
+one they agree on best (``_score_by_agreement``), or with ``view_temperature`` 0 the one with the
+best joint score on its own view. Its times are the recording's.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from .alignment import WordSpan, attention_word_spans, ctc_word_spans, word_conf
 from .audio import log_mel, prepare_samples, resample
 from .checkpoint import LoadedModel
 from .data import normalize_features
-from .decoding import DecodingOptions, Hypothesis, decode_encoded
+from .decoding import DecodingOptions, Hypothesis, decode_encoded, soft_maximum, transcript_scores
 from .errors import SpeechCLIError
 from .inputs import AudioStream, Source, open_stream
 from .model import SUBSAMPLING
@@ -217,7 +219,8 @@ def _pool_seconds(model: LoadedModel, pool: list[_Piece]) -> float:
 
 def _decode_pool(model, pool, pending, options, keep_attention, word_timing, on_progress) -> None:
     for batch in _batches(pool):
-        hyps, ctc = decode_pieces(model, [view.features for p in batch for view in p.views], options)
+        hyps, ctc = decode_pieces(model, [view.features for p in batch for view in p.views], options,
+                                  [len(p.views) for p in batch])
         touched = []
         first = 0
         for piece in batch:
@@ -286,18 +289,73 @@ def _frames(piece: _Piece) -> int:
 
 
 @torch.inference_mode()
-def decode_pieces(model: LoadedModel, features: list[torch.Tensor],
-                  options: DecodingOptions) -> tuple[list[Hypothesis], list[np.ndarray]]:
+def decode_pieces(model: LoadedModel, features: list[torch.Tensor], options: DecodingOptions,
+                  views_per_piece: list[int] | None = None) -> tuple[list[Hypothesis], list[np.ndarray]]:
     """Decode a batch of normalised feature tensors; also return each one's CTC log-probs (frames, vocab),
-    which word timing needs (the encoder runs once)."""
+    which word timing needs (the encoder runs once). ``views_per_piece`` groups consecutive tensors as views of
+    one piece; with ``options.view_temperature`` > 0, the scores of a piece's hypotheses become their
+    transcripts' agreement across its views (``_score_by_agreement``)."""
     seq2seq = model.model
     device = next(seq2seq.parameters()).device
     lengths = torch.tensor([len(f) for f in features], device=device)
     padded = torch.nn.utils.rnn.pad_sequence(features, batch_first=True).to(device)
     states, enc_lengths, mask = seq2seq.encode(padded, lengths)
     hyps, ctc = decode_encoded(seq2seq, states, enc_lengths, mask, options, model.lm, model.word_lm)
+    if views_per_piece and options.view_temperature > 0:
+        _score_by_agreement(seq2seq, states, enc_lengths, ctc, hyps, views_per_piece, options)
     ctc_pieces = [ctc[i, : int(enc_lengths[i])] for i in range(len(features))]
     return hyps, ctc_pieces
+
+
+AGREEMENT_ROWS = 256  # transcript-on-view pairs scored per decoder call: bounds the attention's memory
+# transcripts of a piece that compete on agreement: its views' own best (by their search scores); scoring each
+# on every view costs about as much as a view's beam search (models/README.md, thirtieth stretch)
+AGREEMENT_CANDIDATES = 4
+
+
+def _score_by_agreement(seq2seq, states, enc_lengths, ctc, hyps: list[Hypothesis], views_per_piece: list[int],
+                        options: DecodingOptions) -> None:
+    """Where a piece's views disagree, score each view's transcript on every view; a hypothesis' score becomes
+    the soft maximum of its transcript's acoustic scores over the views plus what its search added beyond its
+    own view's acoustic score (the LM's part), so the caller keeps the transcript the views agree on best.
+    Only the AGREEMENT_CANDIDATES best transcripts by their own views' scores compete; the others' views drop out.
+
+    Taking the best single view rewards whichever view happens to fit its own transcript best; a transcript
+    that every view finds likely is more often right (models/README.md, thirtieth stretch).
+    """
+    weight = options.ctc_weight if options.beam_size > 1 else 0.0  # the greedy search scores by attention alone
+    groups, first = [], 0
+    for count in views_per_piece:
+        views = range(first, first + count)
+        by_score = sorted(views, key=lambda v: -hyps[v].score)
+        transcripts = list(dict.fromkeys(tuple(hyps[v].tokens) for v in by_score))[:AGREEMENT_CANDIDATES]
+        if len(transcripts) > 1:
+            groups.append((views, transcripts))
+        first += count
+    pairs = [(v, list(t)) for views, transcripts in groups for t in transcripts for v in views]
+    scores = _pair_scores(seq2seq, states, enc_lengths, ctc, pairs, weight)
+    at = 0
+    for views, transcripts in groups:
+        table = scores[at : at + len(transcripts) * len(views)].reshape(len(transcripts), len(views))
+        at += table.size
+        agreed = soft_maximum(table, options.view_temperature)
+        for k, v in enumerate(views):
+            tokens = tuple(hyps[v].tokens)
+            if tokens not in transcripts:
+                hyps[v].score = -math.inf
+                continue
+            row = transcripts.index(tokens)
+            hyps[v].score = float(agreed[row] + hyps[v].score - table[row, k])
+
+
+def _pair_scores(seq2seq, states, enc_lengths, ctc, pairs: list[tuple[int, list[int]]], weight: float) -> np.ndarray:
+    """``transcript_scores`` of many pairs, in calls of pairs of similar lengths (less padding), in input order."""
+    order = sorted(range(len(pairs)), key=lambda i: (int(enc_lengths[pairs[i][0]]), len(pairs[i][1])))
+    scores = np.zeros(len(pairs))
+    for start in range(0, len(order), AGREEMENT_ROWS):
+        chunk = order[start : start + AGREEMENT_ROWS]
+        scores[chunk] = transcript_scores(seq2seq, states, enc_lengths, ctc, [pairs[i] for i in chunk], weight)
+    return scores
 
 
 def _segment(model: LoadedModel, piece: _Piece, hyp: Hypothesis, ctc: np.ndarray, view: _View, piece_frames: int,

@@ -9,7 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from speechcli.decoding import NEG_INF, DecodingOptions, beam_search, ctc_prefix_scores, decode_batch, greedy_search
+from speechcli.decoding import (NEG_INF, DecodingOptions, beam_search, ctc_prefix_scores, decode_batch, greedy_search,
+                               soft_maximum, transcript_scores)
 from speechcli.model import ModelConfig, Seq2Seq
 
 from conftest import TINY_MODEL
@@ -211,3 +212,36 @@ def test_beam_search_in_a_batch_equals_one_at_a_time(model):
     for i in range(2):
         states, ctc = _encode_one(model, features, lengths, i)
         assert beam_search(model, states, ctc, options).tokens == batched[i].tokens
+
+
+# ------------------------------------------------------------------------------------------------
+# Scoring given transcripts (the views' agreement in transcription.py)
+
+
+@torch.inference_mode()
+def test_transcript_scores_match_the_joint_score_in_a_padded_batch(model):
+    features, lengths = _features((70, 130, 100), seed=8)
+    states, enc_lengths, _ = model.encode(features, lengths)
+    ctc = model.ctc_log_probs(states).double().numpy()
+    rng = np.random.default_rng(0)
+    pairs = [(row, rng.integers(2, TINY_MODEL["vocab_size"], size=count).tolist())
+             for row, count in [(0, 3), (1, 0), (2, 7), (1, 5), (0, 1)]]
+    beam = beam_search(model, *_encode_one(model, features, lengths, 2), DecodingOptions(beam_size=3, ctc_weight=0.3))
+    pairs.append((2, beam.tokens))
+    scores = transcript_scores(model, states, enc_lengths, ctc, pairs, 0.3)
+    for (row, tokens), score in zip(pairs, scores):
+        frames = int(enc_lengths[row])
+        expected = _joint_score(model, states[row : row + 1, :frames], ctc[row, :frames], tokens, 0.3)
+        assert score == pytest.approx(expected, rel=1e-5, abs=1e-4)
+    assert scores[-1] == pytest.approx(beam.score, rel=1e-5, abs=1e-4)  # an ended hypothesis scores as searched
+    too_long = transcript_scores(model, states, enc_lengths, ctc, [(0, [2, 3] * 20)], 0.3)  # 40 tokens, 17 frames
+    assert np.isfinite(too_long).all() and too_long[0] < -1e28
+
+
+def test_soft_maximum_runs_from_the_maximum_to_the_mean():
+    scores = np.array([[-1.0, -5.0, -9.0], [-3.0, -3.0, -3.0]])
+    np.testing.assert_allclose(soft_maximum(scores, 1e-3), [-1.0, -3.0], atol=0.01)
+    np.testing.assert_allclose(soft_maximum(scores, 1e6), [-5.0, -3.0], atol=0.01)
+    middle = soft_maximum(scores, 3.0)
+    assert -5.0 < middle[0] < -1.0 and middle[1] == pytest.approx(-3.0)
+    assert np.isfinite(soft_maximum(np.array([[-1e4, -2.0]]), 0.5)).all()  # no overflow far from the maximum

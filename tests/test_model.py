@@ -145,7 +145,7 @@ def test_ctc_head_gives_log_probabilities(model):
 
 def test_targets_get_eos_and_ignored_padding(model):
     targets, target_lengths = _targets((3, 1))
-    outputs = model._with_eos(targets, target_lengths)
+    outputs = model.targets_with_eos(targets, target_lengths)
     assert outputs.shape == (2, 4)
     assert outputs[0].tolist() == targets[0].tolist() + [model.sos_id]
     assert outputs[1].tolist() == [int(targets[1, 0]), model.sos_id, -100, -100]

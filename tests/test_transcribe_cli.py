@@ -292,7 +292,25 @@ def test_trimmed_view_flag_reaches_the_decoder(run, speech_wav, monkeypatch, fla
 
     seen = []
     decode = transcription.decode_pieces
-    monkeypatch.setattr(transcription, "decode_pieces", lambda m, f, options: seen.append(options) or decode(m, f, options))
+    monkeypatch.setattr(transcription, "decode_pieces", lambda m, f, options, *views: seen.append(options) or decode(m, f, options, *views))
     result = run(speech_wav, *flag)
     assert result.exit_code == 0, result.stderr
     assert seen and all(options.trimmed_view_s == margin for options in seen)
+
+
+@pytest.mark.parametrize("flag, temperature", [([], 3.0), (["--view-temperature", "0"], 0.0),
+                                               (["--view-temperature", "1.5"], 1.5)])
+def test_view_temperature_flag_reaches_the_decoder(run, speech_wav, monkeypatch, flag, temperature):
+    import speechcli.transcription as transcription
+
+    seen = []
+    decode = transcription.decode_pieces
+    monkeypatch.setattr(transcription, "decode_pieces", lambda m, f, options, *views: seen.append(options) or decode(m, f, options, *views))
+    result = run(speech_wav, *flag)
+    assert result.exit_code == 0, result.stderr
+    assert seen and all(options.view_temperature == temperature for options in seen)
+
+
+def test_a_negative_view_temperature_is_a_usage_error(run, speech_wav):
+    result = run(speech_wav, "--view-temperature", "-1")
+    assert result.exit_code == 2 and "view-temperature" in result.stderr

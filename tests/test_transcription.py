@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from conftest import speech_like, write_speech_wav
 from speechcli.alignment import ctc_word_spans
 from speechcli.audio import resample
 from speechcli.checkpoint import load_model
-from speechcli.decoding import DecodingOptions
+from speechcli.decoding import DecodingOptions, soft_maximum
 from speechcli.inputs import Source, expand_inputs, open_stream, read_list
 from speechcli.segment import split_with_speech
 from speechcli.text import Vocabulary
@@ -108,7 +109,7 @@ def test_decoding_defaults_to_the_models_own_settings(tiny, speech_wav, monkeypa
 
     seen = []
     decode = transcription.decode_pieces
-    monkeypatch.setattr(transcription, "decode_pieces", lambda m, f, options: seen.append(options) or decode(m, f, options))
+    monkeypatch.setattr(transcription, "decode_pieces", lambda m, f, options, *views: seen.append(options) or decode(m, f, options, *views))
     tuned = dataclasses.replace(tiny, info={"decoding": {"beam_size": 1, "ctc_weight": 0.6}})
     transcribe(tuned, speech_wav)
     list(transcribe_many(tuned, [speech_wav]))
@@ -186,8 +187,8 @@ def test_each_piece_keeps_the_speed_whose_transcript_scores_best(tiny, tmp_path,
     assert alone[1.0] != alone[0.7]  # else the test could not tell which speed was kept
     decode = transcription.decode_pieces
 
-    def slowest_scores_best(model, features, options):
-        hyps, ctc = decode(model, features, options)
+    def slowest_scores_best(model, features, options, *views):
+        hyps, ctc = decode(model, features, options, *views)
         longest = max(range(len(features)), key=lambda i: len(features[i]))
         for i, hyp in enumerate(hyps):
             hyp.score = 0.0 if i == longest else -1e6
@@ -240,9 +241,9 @@ def test_a_piece_with_pauses_around_its_speech_is_also_decoded_trimmed(tiny, mon
     seen = []
     decode = transcription.decode_pieces
 
-    def record_and_trimmed_scores_best(model, features, options):
+    def record_and_trimmed_scores_best(model, features, options, *views):
         seen.append([len(f) for f in features])
-        hyps, ctc = decode(model, features, options)
+        hyps, ctc = decode(model, features, options, *views)
         shortest = min(range(len(features)), key=lambda i: len(features[i]))
         for i, hyp in enumerate(hyps):
             hyp.score = 0.0 if i == shortest else -1e6
@@ -275,7 +276,7 @@ def test_no_trimmed_view_when_the_speech_fills_the_piece(tiny, monkeypatch):
     seen = []
     decode = transcription.decode_pieces
     monkeypatch.setattr(transcription, "decode_pieces",
-                        lambda model, features, options: seen.append(len(features)) or decode(model, features, options))
+                        lambda model, features, options, *views: seen.append(len(features)) or decode(model, features, options, *views))
     transcribe(tiny, ("tight", speech_like(1.2, seed=4)), dataclasses.replace(GREEDY, trimmed_view_s=0.3))
     assert seen == [1]
     assert tiny.decoding_options().trimmed_view_s == 0.3  # on by default
@@ -283,3 +284,77 @@ def test_no_trimmed_view_when_the_speech_fills_the_piece(tiny, monkeypatch):
     recorded_off = dataclasses.replace(tiny, info={"decoding": {"trimmed_view_s": 0.0}})
     assert recorded_off.decoding_options().trimmed_view_s == 0
     assert recorded_off.decoding_options(trimmed_view=True).trimmed_view_s == 0.3
+
+
+def test_views_keep_the_transcript_they_agree_on(monkeypatch):
+    import speechcli.transcription as transcription
+    from speechcli.decoding import Hypothesis
+
+    # piece 1: view 0 alone fits its own transcript best; views 1 and 2 agree on another that all three find
+    # likely. Piece 2: its two views agree, so nothing is rescored. Scores: acoustic part + LM part.
+    on_view = {(0, (5,)): -1.0, (1, (5,)): -20.0, (2, (5,)): -20.0, (0, (6,)): -3.0, (1, (6,)): -3.0, (2, (6,)): -3.0}
+    lm_part = {(5,): -0.5, (6,): -0.2}
+    scored = []
+
+    def fake_scores(model, states, enc_lengths, ctc, pairs, weight):
+        scored.extend(pairs)
+        return np.array([on_view[(row, tuple(tokens))] for row, tokens in pairs])
+
+    def views():
+        return [Hypothesis([5], -1.5), Hypothesis([6], -3.2), Hypothesis([6], -3.2), Hypothesis([7], -2.0),
+                Hypothesis([7], -2.5)]
+
+    monkeypatch.setattr(transcription, "transcript_scores", fake_scores)
+    beam = DecodingOptions(beam_size=4, ctc_weight=0.3, view_temperature=3.0)
+    hyps = views()
+    frames = torch.full((5,), 10)
+    transcription._score_by_agreement(None, None, frames, None, hyps, [3, 2], beam)
+    best = max(range(3), key=lambda k: hyps[k].score)
+    assert hyps[best].tokens == [6]  # the best single view (0, score -1.5) would have kept [5]
+    soft = {t: soft_maximum(np.array([on_view[(v, t)] for v in range(3)]), 3.0) + lm_part[t] for t in lm_part}
+    assert [h.score for h in hyps[:3]] == pytest.approx([soft[(5,)], soft[(6,)], soft[(6,)]])
+    assert sorted(scored) == sorted((v, [t]) for v in range(3) for t in (5, 6))  # piece 2 was not rescored
+    assert [h.score for h in hyps[3:]] == [-2.0, -2.5]
+    hyps = views()
+    transcription._score_by_agreement(None, None, frames, None, hyps, [3, 2],
+                                      dataclasses.replace(beam, view_temperature=0.01))
+    assert max(range(3), key=lambda k: hyps[k].score) == 0  # near T = 0 the soft maximum is the maximum
+
+
+def test_only_the_best_few_transcripts_compete_on_agreement(monkeypatch):
+    import speechcli.transcription as transcription
+    from speechcli.decoding import Hypothesis
+
+    scored = []
+    monkeypatch.setattr(transcription, "transcript_scores",
+                        lambda model, states, lengths, ctc, pairs, weight: scored.extend(pairs) or -np.ones(len(pairs)))
+    monkeypatch.setattr(transcription, "AGREEMENT_CANDIDATES", 2)
+    hyps = [Hypothesis([10 + k], -float(k)) for k in range(4)]  # four views, four transcripts, view 0 best
+    transcription._score_by_agreement(None, None, torch.full((4,), 10), None, hyps, [4], DecodingOptions(beam_size=2, view_temperature=3.0))
+    assert sorted({tuple(tokens) for _, tokens in scored}) == [(10,), (11,)] and len(scored) == 2 * 4
+    assert hyps[2].score == hyps[3].score == -np.inf and np.isfinite([hyps[0].score, hyps[1].score]).all()
+
+
+def test_models_record_their_view_temperature_else_the_default_applies(tiny):
+    from speechcli.checkpoint import DEFAULT_VIEW_TEMPERATURE
+
+    assert tiny.decoding_options().view_temperature == DEFAULT_VIEW_TEMPERATURE > 0
+    recorded = dataclasses.replace(tiny, info={"decoding": {"view_temperature": 0.0}})
+    assert recorded.decoding_options().view_temperature == 0.0
+    assert recorded.decoding_options(view_temperature=2.0).view_temperature == 2.0
+
+
+def test_agreeing_views_give_one_of_their_own_transcripts(tiny, monkeypatch):
+    import speechcli.transcription as transcription
+
+    audio = ("speech", speech_like(1.5, seed=6))
+    options = DecodingOptions(beam_size=3, ctc_weight=0.3, speeds=(1.0, 0.7, 1.3))
+    alone = {transcribe(tiny, audio, dataclasses.replace(options, speeds=(s,))).text for s in options.speeds}
+    assert len(alone) > 1  # else there would be nothing to choose
+    real_scores, calls = transcription.transcript_scores, []
+    monkeypatch.setattr(transcription, "transcript_scores", lambda *args: calls.append(args) or real_scores(*args))
+    agreed = transcribe(tiny, audio, dataclasses.replace(options, view_temperature=3.0))
+    assert calls and agreed.text in alone
+    calls.clear()
+    transcribe(tiny, audio, options)  # view_temperature 0: the best single view, nothing rescored
+    assert not calls
