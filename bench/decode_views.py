@@ -6,9 +6,9 @@ model's own beam settings once per view; the table gives the WER of each view al
 clip the view whose transcript has the best joint beam score (what ``--speeds`` does with
 ``--view-temperature 0``), of the transcript the picked views agree on best at each ``--temperatures``
 T (each view's transcript scored on every view, ranked by the soft maximum of those scores plus its LM
-score, among the four best-scoring transcripts: what ``--view-temperature T`` does), and of the oracle pick (the view with the fewest word
-errors). This is how the default speeds (models/README.md, twelfth stretch) and view temperature
-(thirtieth stretch) were chosen.
+score, among the four best-scoring transcripts: what ``--view-temperature T`` does), and of the oracle
+pick (the view with the fewest word errors). This is how the default speeds (models/README.md, twelfth
+stretch) and view temperature (thirtieth stretch) were chosen.
 
     python bench/decode_views.py --set kathleen --views 1,s0.95,s0.85,w1.12 --picks "1,s0.95,s0.85" --temperatures 2,3
 """
