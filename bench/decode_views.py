@@ -83,7 +83,7 @@ def main() -> None:
     from speechcli.decoding import soft_maximum
     from speechcli.metrics import word_errors
     from speechcli.text import normalize_text
-    from speechcli.transcription import AGREEMENT_CANDIDATES
+    from speechcli.transcription import competing_views
 
     names = args.views.split(",")
     views = [parse_view(name) for name in names]
@@ -100,11 +100,8 @@ def main() -> None:
 
     def agreed(decoded, table, lm_parts, chosen, temperature) -> int:
         """The view among ``chosen`` whose transcript the ``chosen`` views agree on best; as in transcription, only
-        the AGREEMENT_CANDIDATES best transcripts by their own views' scores compete."""
-        firsts = {}  # a view for each distinct transcript, best search score first
-        for view in sorted(chosen, key=lambda v: -decoded[v][1]):
-            firsts.setdefault(decoded[view][0], view)
-        competing = list(firsts.values())[:AGREEMENT_CANDIDATES]
+        the best few transcripts by their own views' scores compete (``competing_views``)."""
+        competing = competing_views([text for text, _ in decoded], [score for _, score in decoded], chosen)
         soft = soft_maximum(table[competing][:, chosen], temperature) + lm_parts[competing]
         return competing[int(np.argmax(soft))]
 

@@ -324,11 +324,11 @@ def _score_by_agreement(seq2seq, states, enc_lengths, ctc, hyps: list[Hypothesis
     that every view finds likely is more often right (models/README.md, thirtieth stretch).
     """
     weight = options.ctc_weight if options.beam_size > 1 else 0.0  # the greedy search scores by attention alone
+    tokens, search_scores = [tuple(h.tokens) for h in hyps], [h.score for h in hyps]
     groups, first = [], 0
     for count in views_per_piece:
         views = range(first, first + count)
-        by_score = sorted(views, key=lambda v: -hyps[v].score)
-        transcripts = list(dict.fromkeys(tuple(hyps[v].tokens) for v in by_score))[:AGREEMENT_CANDIDATES]
+        transcripts = [tokens[v] for v in competing_views(tokens, search_scores, views)]
         if len(transcripts) > 1:
             groups.append((views, transcripts))
         first += count
@@ -340,12 +340,19 @@ def _score_by_agreement(seq2seq, states, enc_lengths, ctc, hyps: list[Hypothesis
         at += table.size
         agreed = soft_maximum(table, options.view_temperature)
         for k, v in enumerate(views):
-            tokens = tuple(hyps[v].tokens)
-            if tokens not in transcripts:
+            if tokens[v] not in transcripts:
                 hyps[v].score = -math.inf
                 continue
-            row = transcripts.index(tokens)
+            row = transcripts.index(tokens[v])
             hyps[v].score = float(agreed[row] + hyps[v].score - table[row, k])
+
+
+def competing_views(transcripts: list, scores: list[float], views) -> list[int]:
+    """Of ``views``, the best-scoring view of each distinct transcript, best first, at most AGREEMENT_CANDIDATES."""
+    best_view: dict = {}
+    for view in sorted(views, key=lambda v: -scores[v]):
+        best_view.setdefault(transcripts[view], view)
+    return list(best_view.values())[:AGREEMENT_CANDIDATES]
 
 
 def _pair_scores(seq2seq, states, enc_lengths, ctc, pairs: list[tuple[int, list[int]]], weight: float) -> np.ndarray:

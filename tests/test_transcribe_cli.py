@@ -288,26 +288,26 @@ def test_int8_quantises_the_model_and_still_transcribes(run, speech_wav, monkeyp
 
 @pytest.mark.parametrize("flag, margin", [([], 0.3), (["--no-trimmed-view"], 0.0), (["--trimmed-view"], 0.3)])
 def test_trimmed_view_flag_reaches_the_decoder(run, speech_wav, monkeypatch, flag, margin):
+    seen = _decoding_options_used(run, speech_wav, monkeypatch, *flag)
+    assert seen and all(options.trimmed_view_s == margin for options in seen)
+
+
+def _decoding_options_used(run, speech_wav, monkeypatch, *flags) -> list:
+    """The DecodingOptions that each decoder call of `transcribe SPEECH_WAV FLAGS...` received."""
     import speechcli.transcription as transcription
 
     seen = []
     decode = transcription.decode_pieces
     monkeypatch.setattr(transcription, "decode_pieces", lambda m, f, options, *views: seen.append(options) or decode(m, f, options, *views))
-    result = run(speech_wav, *flag)
+    result = run(speech_wav, *flags)
     assert result.exit_code == 0, result.stderr
-    assert seen and all(options.trimmed_view_s == margin for options in seen)
+    return seen
 
 
 @pytest.mark.parametrize("flag, temperature", [([], 3.0), (["--view-temperature", "0"], 0.0),
                                                (["--view-temperature", "1.5"], 1.5)])
 def test_view_temperature_flag_reaches_the_decoder(run, speech_wav, monkeypatch, flag, temperature):
-    import speechcli.transcription as transcription
-
-    seen = []
-    decode = transcription.decode_pieces
-    monkeypatch.setattr(transcription, "decode_pieces", lambda m, f, options, *views: seen.append(options) or decode(m, f, options, *views))
-    result = run(speech_wav, *flag)
-    assert result.exit_code == 0, result.stderr
+    seen = _decoding_options_used(run, speech_wav, monkeypatch, *flag)
     assert seen and all(options.view_temperature == temperature for options in seen)
 
 
